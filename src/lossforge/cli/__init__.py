@@ -1,0 +1,1 @@
+"""The ``lossforge`` command line (placeholder entry point replaced by the CLI module)."""
