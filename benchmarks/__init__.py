@@ -1,0 +1,1 @@
+"""Benchmarks: one script per workload; ratios measured in one run (see docs/benchmarks.md)."""
