@@ -3,21 +3,39 @@
 Every loss function of the catalog, re-exported (nothing is defined here).
 """
 
+from .losses import (
+    _binary,
+    _boxes,
+    _classification,
+    _distribution,
+    _image,
+    _margin,
+    _metric,
+    _ranking,
+    _regression,
+    _segmentation,
+)
 from .losses._binary import *  # noqa: F403
-from .losses._binary import __all__ as _binary_all
+from .losses._boxes import *  # noqa: F403
 from .losses._classification import *  # noqa: F403
-from .losses._classification import __all__ as _classification_all
+from .losses._distribution import *  # noqa: F403
+from .losses._image import *  # noqa: F403
 from .losses._margin import *  # noqa: F403
-from .losses._margin import __all__ as _margin_all
 from .losses._metric import *  # noqa: F403
-from .losses._metric import __all__ as _metric_all
+from .losses._ranking import *  # noqa: F403
 from .losses._regression import *  # noqa: F403
-from .losses._regression import __all__ as _regression_all
 from .losses._segmentation import *  # noqa: F403
-from .losses._segmentation import __all__ as _segmentation_all
 
-__all__ = [
-    n
-    for n in [*_regression_all, *_classification_all, *_binary_all, *_margin_all, *_segmentation_all, *_metric_all]
-    if not n[:1].isupper()
-]
+_FAMILIES = (
+    _binary,
+    _boxes,
+    _classification,
+    _distribution,
+    _image,
+    _margin,
+    _metric,
+    _ranking,
+    _regression,
+    _segmentation,
+)
+__all__ = [name for module in _FAMILIES for name in module.__all__ if not name[:1].isupper()]

@@ -1,16 +1,38 @@
 """The catalog: one private module per family. Importing this registers every loss."""
 
+from . import (
+    _binary,
+    _boxes,
+    _classification,
+    _distribution,
+    _image,
+    _margin,
+    _metric,
+    _ranking,
+    _regression,
+    _segmentation,
+)
 from ._binary import *  # noqa: F403
-from ._binary import __all__ as _binary_all
+from ._boxes import *  # noqa: F403
 from ._classification import *  # noqa: F403
-from ._classification import __all__ as _classification_all
+from ._distribution import *  # noqa: F403
+from ._image import *  # noqa: F403
 from ._margin import *  # noqa: F403
-from ._margin import __all__ as _margin_all
 from ._metric import *  # noqa: F403
-from ._metric import __all__ as _metric_all
+from ._ranking import *  # noqa: F403
 from ._regression import *  # noqa: F403
-from ._regression import __all__ as _regression_all
 from ._segmentation import *  # noqa: F403
-from ._segmentation import __all__ as _segmentation_all
 
-__all__ = [*_regression_all, *_classification_all, *_binary_all, *_margin_all, *_segmentation_all, *_metric_all]
+_FAMILIES = (
+    _binary,
+    _boxes,
+    _classification,
+    _distribution,
+    _image,
+    _margin,
+    _metric,
+    _ranking,
+    _regression,
+    _segmentation,
+)
+__all__ = [name for module in _FAMILIES for name in module.__all__]
