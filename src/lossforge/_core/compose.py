@@ -97,7 +97,7 @@ class WeightedSum(Composable, nn.Module):
         1.5
     """
 
-    def __init__(self, terms: Iterable[tuple[Term, float]] | Mapping[str, tuple[Term, float]]) -> None:
+    def __init__(self, terms: Iterable[tuple[Any, float]] | Mapping[str, tuple[Any, float]]) -> None:
         super().__init__()
         self.losses = nn.ModuleDict()
         self._coefficients: dict[str, float] = {}
@@ -221,6 +221,7 @@ class UncertaintyWeighting(nn.Module):
         self.names = names
         self.kinds = kinds_list
         self.log_vars = nn.Parameter(torch.full((len(names),), float(init_log_var)))
+        self._scale: Tensor
         self.register_buffer("_scale", torch.tensor([0.5 if k == "regression" else 1.0 for k in kinds_list]),
                              persistent=False)
 
