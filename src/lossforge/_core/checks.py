@@ -131,7 +131,9 @@ def check_range(
     ok_low = v >= low if low_inclusive else v > low
     ok_high = v <= high if high_inclusive else v < high
     if not (ok_low and ok_high) or math.isnan(v):
-        if high == math.inf:
+        if high == math.inf and low == -math.inf:
+            requirement = "must be a finite number" if not high_inclusive or not low_inclusive else "must be a number"
+        elif high == math.inf:
             requirement = f"must be {'>=' if low_inclusive else '>'} {low:g}"
         elif low == -math.inf:
             requirement = f"must be {'<=' if high_inclusive else '<'} {high:g}"

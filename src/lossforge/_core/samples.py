@@ -64,13 +64,13 @@ def generator(seed: int = 0) -> torch.Generator:
 def randn(*shape: int, gen: torch.Generator, dtype: torch.dtype, device: torch.device | str,
           scale: float = 1.0) -> Tensor:
     """Normal samples made on the CPU in float64, then cast (identical across dtypes)."""
-    return (torch.randn(*shape, generator=gen, dtype=torch.float64) * scale).to(device=device, dtype=dtype)
+    return (torch.randn(shape, generator=gen, dtype=torch.float64) * scale).to(device=device, dtype=dtype)
 
 
 def rand(*shape: int, gen: torch.Generator, dtype: torch.dtype, device: torch.device | str,
          low: float = 0.0, high: float = 1.0) -> Tensor:
     """Uniform samples in ``[low, high)`` made on the CPU in float64, then cast."""
-    u = torch.rand(*shape, generator=gen, dtype=torch.float64)
+    u = torch.rand(shape, generator=gen, dtype=torch.float64)
     return (low + (high - low) * u).to(device=device, dtype=dtype)
 
 
