@@ -9,6 +9,7 @@ from .losses import (
     _classification,
     _distribution,
     _image,
+    _llm,
     _margin,
     _metric,
     _ranking,
@@ -20,6 +21,7 @@ from .losses._boxes import *  # noqa: F403
 from .losses._classification import *  # noqa: F403
 from .losses._distribution import *  # noqa: F403
 from .losses._image import *  # noqa: F403
+from .losses._llm import *  # noqa: F403
 from .losses._margin import *  # noqa: F403
 from .losses._metric import *  # noqa: F403
 from .losses._ranking import *  # noqa: F403
@@ -32,6 +34,7 @@ _FAMILIES = (
     _classification,
     _distribution,
     _image,
+    _llm,
     _margin,
     _metric,
     _ranking,

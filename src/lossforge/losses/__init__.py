@@ -6,6 +6,7 @@ from . import (
     _classification,
     _distribution,
     _image,
+    _llm,
     _margin,
     _metric,
     _ranking,
@@ -17,6 +18,7 @@ from ._boxes import *  # noqa: F403
 from ._classification import *  # noqa: F403
 from ._distribution import *  # noqa: F403
 from ._image import *  # noqa: F403
+from ._llm import *  # noqa: F403
 from ._margin import *  # noqa: F403
 from ._metric import *  # noqa: F403
 from ._ranking import *  # noqa: F403
@@ -29,6 +31,7 @@ _FAMILIES = (
     _classification,
     _distribution,
     _image,
+    _llm,
     _margin,
     _metric,
     _ranking,
