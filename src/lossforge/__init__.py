@@ -7,6 +7,7 @@ loss functions.
 """
 
 from . import functional
+from . import losses as _losses
 from ._core.base import FunctionLoss, Loss
 from ._core.compose import UncertaintyWeighting, WeightedSum
 from ._core.decorator import elementwise_loss
@@ -17,7 +18,6 @@ from ._core.samples import ErrorSample, Sample
 from ._core.spec import build
 from ._core.validation import set_validation, validation, validation_enabled
 from .losses import *  # noqa: F403
-from .losses import __all__ as _losses_all
 
 __version__ = "0.1.0"
 
@@ -25,5 +25,5 @@ __all__ = [
     "functional", "Loss", "FunctionLoss", "WeightedSum", "UncertaintyWeighting", "elementwise_loss",
     "LossforgeError", "ShapeError", "REDUCTIONS", "reduce_loss", "LossSpec", "get_loss", "list_losses",
     "register_loss", "Sample", "ErrorSample", "build", "validation", "validation_enabled", "set_validation",
-    *[n for n in _losses_all if n[:1].isupper()],
+    *sorted(n for n in vars(_losses) if n[:1].isupper()),
 ]

@@ -142,6 +142,7 @@ def elementwise_loss(
         {
             "function": staticmethod(loss),
             "same_shape": same_shape,
+            "term_name": re.sub(r"_loss$", "", loss_name),
             "__init__": __init__,
             "__doc__": f"Module form of :func:`{fn.__name__}` (made by ``@elementwise_loss``).",
             "__module__": fn.__module__,

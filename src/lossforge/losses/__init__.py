@@ -1,18 +1,5 @@
 """The catalog: one private module per family. Importing this registers every loss."""
 
-from . import (
-    _binary,
-    _boxes,
-    _classification,
-    _distribution,
-    _image,
-    _llm,
-    _margin,
-    _metric,
-    _ranking,
-    _regression,
-    _segmentation,
-)
 from ._binary import *  # noqa: F403
 from ._boxes import *  # noqa: F403
 from ._classification import *  # noqa: F403
@@ -25,17 +12,4 @@ from ._ranking import *  # noqa: F403
 from ._regression import *  # noqa: F403
 from ._segmentation import *  # noqa: F403
 
-_FAMILIES = (
-    _binary,
-    _boxes,
-    _classification,
-    _distribution,
-    _image,
-    _llm,
-    _margin,
-    _metric,
-    _ranking,
-    _regression,
-    _segmentation,
-)
-__all__ = [name for module in _FAMILIES for name in module.__all__]
+# No __all__ here: the star imports above re-export each family's public names (type checkers follow them).
