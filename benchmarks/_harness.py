@@ -8,7 +8,6 @@ in the same run.
 from __future__ import annotations
 
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -61,9 +60,12 @@ def sgemm_flops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / t
 
 
-def maxrss_bytes() -> int:
-    """This process's peak resident set size (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
 
 
 def peak_extra_memory(module: str, case: str, *args: str) -> int:
@@ -75,10 +77,15 @@ def peak_extra_memory(module: str, case: str, *args: str) -> int:
 
 
 def report_peak_extra(step: Step) -> None:
-    """Inside the fresh process: run the step once (inputs already allocated) and print the RSS growth."""
-    base = maxrss_bytes()
+    """Inside the fresh process, inputs already allocated: run the step once and print the growth of the
+    resident set's high-water mark over the resident set before the step (Linux: the mark is reset through
+    /proc/self/clear_refs, so what the process did before does not count)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = _status_kib("VmRSS")
     step()
-    print(json.dumps({"peak_extra": max(maxrss_bytes() - base, 0)}))
+    peak = _status_kib("VmHWM")
+    print(json.dumps({"peak_extra": max(peak - base, 0) * 1024}))
 
 
 def mib(nbytes: float) -> str:

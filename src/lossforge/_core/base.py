@@ -125,8 +125,12 @@ class FunctionLoss(Loss):
     def __init__(self, *, reduction: Reduction = "mean", **hparams: Any) -> None:
         super().__init__(reduction=reduction)
         for key in self.tensor_params:
-            if isinstance(hparams.get(key), (list, tuple)):
-                hparams[key] = torch.tensor(hparams[key], dtype=torch.float32)
+            value = hparams.get(key)
+            if isinstance(value, (list, tuple)):
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                    raise TypeError(f"{type(self).__name__}: {key} must be a tensor or a list of numbers, "
+                                    f"got {value!r}.")
+                hparams[key] = torch.tensor(value, dtype=torch.float32)
         validate = type(self).validate
         if validate is not None:
             validate(**hparams)

@@ -9,17 +9,18 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from .activation import shared_activations
 from .errors import message
 from .registry import name_of
 
 __all__ = ["Composable", "WeightedSum", "UncertaintyWeighting", "term_name"]
 
-Term = Union[nn.Module, Callable[..., Tensor]]
+Term = nn.Module | Callable[..., Tensor]
 
 
 def _coefficient(value: object, where: str) -> float:
@@ -55,13 +56,13 @@ class Composable:
 def term_name(term: Term) -> str:
     """A term's name: its registry key, else its class or function name in snake case."""
     if isinstance(term, nn.Module):
-        key = name_of(term)
+        key = name_of(term) or getattr(type(term), "term_name", None)
         if key is not None:
             return key
         raw = type(term).__name__
     else:
         raw = getattr(term, "__name__", type(term).__name__)
-    snake = re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", raw).lower()
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", raw).lower()
     return re.sub(r"_?loss$", "", snake) or "term"
 
 
@@ -153,12 +154,13 @@ class WeightedSum(Composable, nn.Module):
         """Every term's (unweighted) value and ``"total"``, from one forward pass."""
         values: dict[str, Tensor] = {}
         total: Tensor | None = None
-        for name, term in self.losses.items():
-            value = term(*args, **kwargs)
+        with shared_activations():  # terms reading the same logits share one softmax pass
+            for name, term in self.losses.items():
+                values[name] = term(*args, **kwargs)
+        for name, value in values.items():
             if value.dim() != 0:
                 raise ValueError(message("WeightedSum", f"term {name!r}", "must return a scalar",
                                          f"shape {tuple(value.shape)}"))
-            values[name] = value
             coef = self._coefficients[name]
             if coef != 0.0:
                 contribution = value if coef == 1.0 else coef * value

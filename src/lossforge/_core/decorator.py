@@ -131,9 +131,9 @@ def elementwise_loss(
     ]
     loss.__signature__ = sig.replace(parameters=new_params)  # type: ignore[attr-defined]
 
-    def __init__(self: FunctionLoss, *, reduction: str = "mean", **kwargs: Any) -> None:
+    def init(self: FunctionLoss, *, reduction: str = "mean", **kwargs: Any) -> None:
         unknown = {k: v for k, v in kwargs.items() if k not in hyper}
-        refuse_unexpected(type(self).__name__, unknown, list(hyper) + ["reduction"])
+        refuse_unexpected(type(self).__name__, unknown, [*hyper, "reduction"])
         FunctionLoss.__init__(self, reduction=reduction, **{**hyper, **kwargs})  # type: ignore[arg-type]
 
     module = type(
@@ -143,7 +143,7 @@ def elementwise_loss(
             "function": staticmethod(loss),
             "same_shape": same_shape,
             "term_name": re.sub(r"_loss$", "", loss_name),
-            "__init__": __init__,
+            "__init__": init,
             "__doc__": f"Module form of :func:`{fn.__name__}` (made by ``@elementwise_loss``).",
             "__module__": fn.__module__,
         },
