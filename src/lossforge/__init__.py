@@ -18,12 +18,14 @@ from ._core.samples import ErrorSample, Sample
 from ._core.spec import build
 from ._core.validation import set_validation, validation, validation_enabled
 from .losses import *  # noqa: F403
+from .losses._classification import class_balanced_weights
 
 __version__ = "0.1.0"
 
 __all__ = [
     "functional", "Loss", "FunctionLoss", "WeightedSum", "UncertaintyWeighting", "elementwise_loss",
     "LossforgeError", "ShapeError", "REDUCTIONS", "reduce_loss", "LossSpec", "get_loss", "list_losses",
-    "register_loss", "Sample", "ErrorSample", "build", "validation", "validation_enabled", "set_validation",
+    "register_loss", "class_balanced_weights", "Sample", "ErrorSample", "build", "validation",
+    "validation_enabled", "set_validation",
     *sorted(n for n in vars(_losses) if n[:1].isupper()),
 ]
