@@ -40,7 +40,8 @@ def loss_function(fn: F) -> F:
     The check is a set difference on the keyword names, pure Python, so it costs
     nothing measurable and holds under ``torch.compile``.
     """
-    accepted = frozenset(inspect.signature(fn).parameters)
+    accepted = frozenset(name for name, p in inspect.signature(fn).parameters.items()
+                         if p.kind != inspect.Parameter.POSITIONAL_ONLY)
     name = fn.__name__
 
     @functools.wraps(fn)

@@ -39,6 +39,13 @@ def check_reduction(reduction: object, loss: str = "loss") -> None:
         raise ValueError(message(loss, "reduction", f"must be one of {REDUCTIONS}", repr(reduction)) + suggestion)
 
 
+def _broadcasts_to(small: tuple[int, ...], big: tuple[int, ...]) -> bool:
+    """Whether ``small`` broadcasts to exactly ``big`` (plain Python: also exact under torch.compile)."""
+    if len(small) > len(big):
+        return False
+    return all(s == 1 or s == b for s, b in zip(reversed(small), reversed(big)))
+
+
 def _unit_factor(t: Tensor | None, shape: torch.Size, argument: str, loss: str, *, boolean: bool) -> None:
     if t is None:
         return
@@ -49,11 +56,7 @@ def _unit_factor(t: Tensor | None, shape: torch.Size, argument: str, loss: str, 
                                 hint=f"pass {argument}.bool()"))
     if not boolean and not t.is_floating_point():
         raise TypeError(message(loss, argument, "must be a floating-point tensor", f"dtype {t.dtype}"))
-    try:
-        ok = torch.broadcast_shapes(t.shape, shape) == shape
-    except RuntimeError:
-        ok = False
-    if not ok:
+    if not _broadcasts_to(tuple(t.shape), tuple(shape)):
         raise ShapeError(
             message(loss, argument, f"must broadcast to the unreduced loss shape {tuple(shape)}", tuple(t.shape),
                     hint="see reduction='none' for the loss's unit"),
