@@ -202,8 +202,8 @@ class UncertaintyWeighting(nn.Module):
     Examples:
         >>> import torch, lossforge as lf
         >>> uw = lf.UncertaintyWeighting(["depth", "seg"], kinds=["regression", "classification"])
-        >>> float(uw(torch.tensor(2.0), torch.tensor(1.0)))
-        2.0
+        >>> uw(torch.tensor(2.0), torch.tensor(1.0)).detach()
+        tensor(2.)
     """
 
     def __init__(self, tasks: int | Iterable[str], *, kinds: Iterable[str] | None = None,
