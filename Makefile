@@ -32,7 +32,7 @@ test: $(VENV)/.dev
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.dev
-	$(PY) -m benchmarks.run
+	$(VENV)/bin/lossforge bench --all
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

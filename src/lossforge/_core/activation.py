@@ -54,7 +54,7 @@ def sharing_active() -> bool:
 
 def _key_part(value: Any) -> Any:
     if isinstance(value, Tensor):
-        return ("tensor", id(value), value._version)
+        return ("tensor", id(value), -1 if value.is_inference() else value._version)
     if isinstance(value, (list, tuple)):
         return tuple(_key_part(v) for v in value)
     return value
