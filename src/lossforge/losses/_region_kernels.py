@@ -1,0 +1,434 @@
+"""Fused statistics kernels of the region losses (private to the segmentation family).
+
+Every Dice-type loss is a function of a few sums per (image, class) unit: the soft intersection
+``I``, the probability mass ``P``, the target mass ``T`` and the number of counted pixels ``K``.
+The kernels here compute them in one pass over the logits, block by block so each block stays in
+cache, and save only the logsumexp ``(N, *)`` (softmax) or nothing (sigmoid) for the backward, which
+recomputes the activation block by block and writes the gradient into one fresh tensor. The only
+allocation of the size of the logits in a forward and backward pass is that gradient.
+
+- :func:`softmax_index_stats`: logits ``(N, C, P)``, class indices ``(N, P)``. The intersection of
+  class ``c`` is the sum of ``p_c`` over the pixels labelled ``c``: a gather of ``p`` at the target
+  and a ``scatter_add`` into ``(N, C)`` bins, no one-hot. It also returns ``log p_target``, which is
+  what cross-entropy needs, so a composition ``dice + cross_entropy`` runs one softmax pass
+  (see :mod:`lossforge._core.activation`).
+- :func:`sigmoid_stats`: logits and a binary or soft target of the same shape, rows ``(R, P)``;
+  the intersection is the fuzzy ``sum(min(p, t))``, equal to ``sum(p * t)`` for 0/1 targets.
+- :func:`softmax_soft_stats`: logits and class probabilities ``(N, C, P)`` (plain autograd).
+- :func:`lovasz_rows`: the Lovász extension of the Jaccard loss for every row of an error matrix at
+  once (no loop over classes or images).
+
+Under ``torch.compile`` and for double backward the same formulas run as plain autograd.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "RegionStats",
+    "softmax_index_stats",
+    "softmax_soft_stats",
+    "sigmoid_stats",
+    "lovasz_rows",
+    "BLOCK_ELEMENTS",
+]
+
+#: Elements per block (float32: 1 MiB), small enough to stay in a core's cache.
+BLOCK_ELEMENTS = 1 << 18
+
+
+class RegionStats(NamedTuple):
+    """Per-unit sums: ``inter`` and ``psum`` carry gradients, ``tsum`` and ``kept`` (counted pixels) do not."""
+
+    inter: Tensor
+    psum: Tensor
+    tsum: Tensor
+    kept: Tensor
+    log_pt: Tensor | None = None
+
+
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _blocks(n: int, per_row: int, length: int) -> list[tuple[int, int, int, int]]:
+    """``(row0, row1, col0, col1)`` blocks of about :data:`BLOCK_ELEMENTS` elements.
+
+    A row holds ``per_row`` elements in ``length`` columns; short rows are grouped, long rows are
+    cut along the columns.
+    """
+    if n == 0 or length == 0:
+        return []
+    if per_row <= BLOCK_ELEMENTS:
+        rows = max(BLOCK_ELEMENTS // max(per_row, 1), 1)
+        return [(i, min(i + rows, n), 0, length) for i in range(0, n, rows)]
+    cols = max(BLOCK_ELEMENTS * length // per_row, 1)
+    return [(i, i + 1, j, min(j + cols, length)) for i in range(n) for j in range(0, length, cols)]
+
+
+def _plain_path() -> bool:
+    return torch.compiler.is_compiling()
+
+
+# ----------------------------------------------------------------------------- softmax, index target
+
+
+def _softmax_index_plain(logits: Tensor, target: Tensor, keep: Tensor | None) -> tuple[Tensor, ...]:
+    dt = _compute_dtype(logits)
+    x = logits.to(dt)
+    logp = torch.log_softmax(x, 1)
+    p = logp.exp()
+    t1 = target.unsqueeze(1)
+    log_pt = logp.gather(1, t1).squeeze(1)
+    pt = log_pt.exp()
+    n, c = x.shape[:2]
+    kf = torch.ones_like(pt) if keep is None else keep.to(dt)
+    inter = pt.new_zeros((n, c)).scatter_add(1, target, pt * kf)
+    psum = (p * kf.unsqueeze(1)).sum(2)
+    tcount = pt.new_zeros((n, c)).scatter_add(1, target, kf)
+    return log_pt, inter, psum, tcount
+
+
+class _SoftmaxIndexFn(torch.autograd.Function):
+    """``(log p_t, I, P, T)`` of logits ``(N, C, P)`` and indices ``(N, P)``; see the module docstring.
+
+    The logsumexp saved for the backward is ``+inf`` at ignored pixels, so the recomputed
+    probabilities are 0 there and the ignore mask costs nothing in the backward. The gradient of
+    ``log_pt`` at ignored pixels is taken as 0 (its only consumer, cross-entropy, masks them).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, logits: Tensor, target: Tensor, keep: Tensor | None) -> tuple[Tensor, ...]:
+        n, c, length = logits.shape
+        dt = _compute_dtype(logits)
+        lse = logits.new_empty((n, length), dtype=dt)
+        log_pt = logits.new_empty((n, length), dtype=dt)
+        inter = logits.new_zeros((n, c), dtype=dt)
+        psum = logits.new_zeros((n, c), dtype=dt)
+        tcount = logits.new_zeros((n, c), dtype=dt)
+        for a, b, p0, p1 in _blocks(n, c * length, length):
+            x = logits[a:b, :, p0:p1].to(dt)
+            t = target[a:b, p0:p1]
+            m = x.amax(1, keepdim=True)
+            e = torch.sub(x, m).exp_()
+            s = e.sum(1, keepdim=True)
+            logs = s.log()
+            lpt = (x.gather(1, t.unsqueeze(1)) - m).sub_(logs)
+            log_pt[a:b, p0:p1] = lpt.squeeze(1)
+            pt = lpt.squeeze(1).exp()
+            inv = s.reciprocal_()
+            lse_b = m.add_(logs).squeeze(1)
+            if keep is None:
+                counted = torch.ones_like(pt)
+            else:
+                counted = keep[a:b, p0:p1].to(dt)
+                inv.mul_(counted.unsqueeze(1))
+                pt.mul_(counted)
+                lse_b = torch.where(keep[a:b, p0:p1], lse_b, float("inf"))
+            lse[a:b, p0:p1] = lse_b
+            psum[a:b] += torch.bmm(e, inv.transpose(1, 2)).squeeze(2)
+            inter[a:b].scatter_add_(1, t, pt)
+            tcount[a:b].scatter_add_(1, t, counted)
+        ctx.save_for_backward(logits, target, keep, lse)
+        ctx.mark_non_differentiable(tcount)
+        ctx.set_materialize_grads(False)
+        return log_pt, inter, psum, tcount
+
+    @staticmethod
+    def backward(ctx: Any, g_lp: Tensor | None, g_inter: Tensor | None, g_psum: Tensor | None,
+                 _g_count: Tensor | None) -> tuple[Tensor | None, None, None]:
+        logits, target, keep, lse = ctx.saved_tensors
+        if not ctx.needs_input_grad[0] or (g_lp is None and g_inter is None and g_psum is None):
+            return None, None, None
+        dt = lse.dtype
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable formula
+            p = torch.softmax(logits.to(dt), 1)
+            if keep is not None and g_lp is not None:
+                g_lp = torch.where(keep, g_lp, torch.zeros((), dtype=g_lp.dtype, device=g_lp.device))
+            return _softmax_index_grad(p, target, keep, g_lp, g_inter, g_psum).to(logits.dtype), None, None
+        n, c, length = logits.shape
+        grad = torch.empty_like(logits)
+        same = grad.dtype == dt
+        for a, b, p0, p1 in _blocks(n, c * length, length):
+            out = grad[a:b, :, p0:p1]
+            x = logits[a:b, :, p0:p1]
+            lb = lse[a:b, p0:p1].unsqueeze(1)
+            p = torch.sub(x, lb, out=out) if same else x.to(dt).sub_(lb)
+            p.exp_()  # 0 at ignored pixels (lse = +inf there)
+            gl = None
+            if g_lp is not None:
+                gl = g_lp[a:b, p0:p1]
+                if keep is not None:
+                    gl = torch.where(keep[a:b, p0:p1], gl, torch.zeros((), dtype=gl.dtype, device=gl.device))
+            block = _softmax_index_grad(
+                p, target[a:b, p0:p1], None, gl,
+                None if g_inter is None else g_inter[a:b],
+                None if g_psum is None else g_psum[a:b], inplace=True)
+            if not same:
+                out.copy_(block)
+        return grad, None, None
+
+
+def _softmax_index_grad(p: Tensor, target: Tensor, keep: Tensor | None, g_lp: Tensor | None,
+                        g_inter: Tensor | None, g_psum: Tensor | None, *, inplace: bool = False) -> Tensor:
+    """``dL/dx = p * (k*gP - r) + onehot * a`` with ``r = k*(p.gP + p_t gI_t) + g_lp``, ``a = k*p_t*gI_t + g_lp``."""
+    dt = p.dtype
+    t1 = target.unsqueeze(1)
+    kf = None if keep is None else keep.to(dt)
+    r: Tensor | None = None
+    a: Tensor | None = None
+    if g_psum is not None:
+        r = torch.bmm(g_psum.to(dt).unsqueeze(1), p).squeeze(1)
+    if g_inter is not None:
+        a = p.gather(1, t1).squeeze(1) * g_inter.to(dt).gather(1, target)
+        r = a if r is None else r + a
+    if kf is not None:
+        r = None if r is None else r * kf
+        a = None if a is None else a * kf
+    if g_lp is not None:
+        gl = g_lp.to(dt)
+        r = gl if r is None else r + gl
+        a = gl if a is None else a + gl
+    if r is None or a is None:  # only g_psum: a is zero
+        a = torch.zeros_like(p[:, 0]) if a is None else a
+        r = torch.zeros_like(p[:, 0]) if r is None else r
+    if g_psum is not None:
+        w = g_psum.to(dt).unsqueeze(2)
+        w = w - r.unsqueeze(1) if kf is None else w * kf.unsqueeze(1) - r.unsqueeze(1)
+    else:
+        w = -r.unsqueeze(1)
+    out = p.mul_(w) if inplace else p * w
+    return out.scatter_add_(1, t1, a.unsqueeze(1)) if inplace else out.scatter_add(1, t1, a.unsqueeze(1))
+
+
+def softmax_index_stats(logits: Tensor, target: Tensor, keep: Tensor | None) -> RegionStats:
+    """Sums per (image, class) of softmax probabilities against class indices, one fused pass.
+
+    Args:
+        logits: ``(N, C, P)``, any float dtype (half is computed in float32, block by block).
+        target: ``(N, P)`` int64 class indices, already sanitised (ignored entries hold a valid class).
+        keep: ``(N, P)`` bool, ``False`` for ignored pixels, or ``None``.
+
+    Returns:
+        :class:`RegionStats` with ``inter``, ``psum``, ``tsum`` of shape ``(N, C)``, ``kept`` ``(N, 1)``
+        and ``log_pt`` ``(N, P)`` (the log-probability of the target class, for cross-entropy).
+    """
+    if _plain_path():
+        log_pt, inter, psum, tcount = _softmax_index_plain(logits, target, keep)
+    else:
+        log_pt, inter, psum, tcount = _SoftmaxIndexFn.apply(logits, target, keep)
+    count = tcount.sum(1, keepdim=True)
+    return RegionStats(inter, psum, tcount, count, log_pt)
+
+
+# ----------------------------------------------------------------------------- softmax, probability target
+
+
+def softmax_soft_stats(logits: Tensor, target: Tensor) -> RegionStats:
+    """Sums per (image, class) of softmax probabilities against class probabilities ``(N, C, P)``.
+
+    The intersection is ``sum(min(p, t))``: equal to ``sum(p * t)`` for one-hot targets and
+    minimised (for Dice) at ``p = t`` for soft ones.
+    """
+    dt = _compute_dtype(logits)
+    p = torch.softmax(logits.to(dt), 1)
+    t = target.to(dt)
+    inter = _soft_min(p, t).sum(2)
+    count = p.new_full((p.shape[0], 1), float(p.shape[2]))
+    return RegionStats(inter, p.sum(2), t.sum(2), count)
+
+
+# ----------------------------------------------------------------------------- sigmoid, same-shape target
+
+
+def _soft_min(p: Tensor, t: Tensor) -> Tensor:
+    """``min(p, t)`` written as ``t - relu(t - p)``: its derivative in ``p`` is ``[p < t]`` (0 at a tie)."""
+    return t - torch.relu(t - p)
+
+
+def _sigmoid_plain(logits: Tensor, target: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    dt = _compute_dtype(logits)
+    p = torch.sigmoid(logits.to(dt))
+    t = target.to(dt)
+    if keep is not None:
+        kf = keep.to(dt)
+        return (_soft_min(p, t) * kf).sum(1), (p * kf).sum(1), (t * kf).sum(1)
+    return _soft_min(p, t).sum(1), p.sum(1), t.sum(1)
+
+
+class _SigmoidFn(torch.autograd.Function):
+    """``(I, P, T)`` per row of sigmoid probabilities against a target of the same shape ``(R, P)``.
+
+    The target must be 0 at ignored pixels (so ``min(p, t)`` and ``t`` vanish there by themselves).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, logits: Tensor, target: Tensor, keep: Tensor | None) -> tuple[Tensor, ...]:
+        r, length = logits.shape
+        dt = _compute_dtype(logits)
+        inter = logits.new_zeros((r,), dtype=dt)
+        psum = logits.new_zeros((r,), dtype=dt)
+        tsum = logits.new_zeros((r,), dtype=dt)
+        for a, b, p0, p1 in _blocks(r, length, length):
+            p = torch.sigmoid(logits[a:b, p0:p1].to(dt))
+            t = target[a:b, p0:p1].to(dt)
+            inter[a:b] += torch.minimum(p, t).sum(1)
+            tsum[a:b] += t.sum(1)
+            if keep is not None:
+                p.mul_(keep[a:b, p0:p1])
+            psum[a:b] += p.sum(1)
+        ctx.save_for_backward(logits, target, keep)
+        ctx.mark_non_differentiable(tsum)
+        ctx.set_materialize_grads(False)
+        return inter, psum, tsum
+
+    @staticmethod
+    def backward(ctx: Any, g_inter: Tensor | None, g_psum: Tensor | None,
+                 _g_t: Tensor | None) -> tuple[Tensor | None, None, None]:
+        logits, target, keep = ctx.saved_tensors
+        if not ctx.needs_input_grad[0] or (g_inter is None and g_psum is None):
+            return None, None, None
+        dt = _compute_dtype(logits)
+        if torch.is_grad_enabled():
+            p = torch.sigmoid(logits.to(dt))
+            return _sigmoid_grad(p, target.to(dt), keep, g_inter, g_psum).to(logits.dtype), None, None
+        r, length = logits.shape
+        grad = torch.empty_like(logits)
+        for a, b, p0, p1 in _blocks(r, length, length):
+            p = torch.sigmoid(logits[a:b, p0:p1].to(dt))
+            block = _sigmoid_grad(p, target[a:b, p0:p1].to(dt), None if keep is None else keep[a:b, p0:p1],
+                                  None if g_inter is None else g_inter[a:b],
+                                  None if g_psum is None else g_psum[a:b])
+            grad[a:b, p0:p1] = block
+        return grad, None, None
+
+
+def _sigmoid_grad(p: Tensor, t: Tensor, keep: Tensor | None, g_inter: Tensor | None,
+                  g_psum: Tensor | None) -> Tensor:
+    """``k * (gP + gI [p < t]) * p (1 - p)`` (the derivative of ``min(p, t) = t - relu(t - p)``)."""
+    dt = p.dtype
+    gp = torch.zeros((), dtype=dt, device=p.device) if g_psum is None else g_psum.to(dt).unsqueeze(1)
+    if g_inter is None:
+        c = gp.expand_as(p)
+    else:
+        c = torch.where(p < t, gp + g_inter.to(dt).unsqueeze(1), gp)
+    if keep is not None:
+        c = c * keep.to(dt)
+    if torch.is_grad_enabled():
+        return c * (p * (1.0 - p))
+    return torch.ops.aten.sigmoid_backward(c, p)
+
+
+def sigmoid_stats(logits: Tensor, target: Tensor, keep: Tensor | None) -> RegionStats:
+    """Sums per row of ``sigmoid(logits)`` against a binary or soft target of the same shape ``(R, P)``.
+
+    ``target`` must already be sanitised (ignored entries hold a value in ``[0, 1]``). A target
+    that requires a gradient is differentiated through (plain autograd).
+    """
+    if _plain_path() or target.requires_grad:
+        inter, psum, tsum = _sigmoid_plain(logits, target, keep)
+    else:
+        inter, psum, tsum = _SigmoidFn.apply(logits, target, keep)
+    length = logits.shape[1]
+    if keep is None:
+        count = inter.new_full(inter.shape, float(length)).detach()
+    else:
+        count = keep.sum(1).to(inter.dtype)
+    return RegionStats(inter, psum, tsum, count)
+
+
+# ----------------------------------------------------------------------------- Lovász extension
+
+
+def _lovasz_sorted(errors: Tensor, fg: Tensor, valid: Tensor | None) -> Tensor:
+    """Reference path: one batched sort of every row (handles soft ``fg``)."""
+    dt = errors.dtype
+    fgf = fg.to(dt)
+    vf = torch.ones_like(fgf) if valid is None else valid.to(dt)
+    fgf = fgf * vf
+    _, perm = torch.sort(errors.detach(), dim=-1, descending=True)
+    fg_s = fgf.gather(-1, perm)
+    bg_s = (vf - fgf).gather(-1, perm)
+    total = fgf.sum(-1, keepdim=True)
+    inter = total - fg_s.cumsum(-1)
+    union = total + bg_s.cumsum(-1)
+    safe = torch.where(union > 0, union, torch.ones_like(union))
+    jac = torch.where(union > 0, 1.0 - inter / safe, torch.zeros_like(union))
+    g_sorted = torch.diff(jac, dim=-1, prepend=torch.zeros_like(jac[..., :1]))
+    g = torch.zeros_like(errors).scatter_(-1, perm, g_sorted)
+    return (errors * g).sum(-1)
+
+
+def _lovasz_fast(errors: Tensor, fg: Tensor, valid: Tensor | None) -> Tensor:
+    """Hard labels: only the pixels whose errors overlap between foreground and background are sorted.
+
+    For a foreground pixel with ``b`` background errors above it the Lovász gradient is ``1/(F+b)``;
+    for a background pixel with ``a`` foreground and ``b`` background errors above it, it is
+    ``(F-a)/((F+b)(F+b+1))``. Foreground errors above every background error have ``b = 0`` and
+    background errors below every foreground error have ``a = F`` (gradient 0), so only the overlap
+    needs an order. A row without foreground puts its whole gradient on its largest error.
+    """
+    dt = errors.dtype
+    e = errors.detach()
+    isfg = fg if valid is None else fg & valid
+    isbg = ~fg if valid is None else valid & ~fg
+    nfg = isfg.sum(-1)
+    inf = torch.tensor(float("inf"), dtype=dt, device=e.device)
+    lo = torch.where(isfg, e, inf).amin(-1, keepdim=True)
+    bg_err = torch.where(isbg, e, -inf)
+    hi = bg_err.amax(-1, keepdim=True)
+    ff = nfg.clamp_min(1).to(dt).unsqueeze(-1)
+    g = torch.where(isfg, 1.0 / ff, torch.zeros((), dtype=dt, device=e.device))
+    # rows without foreground: the largest background error gets the whole gradient
+    top = bg_err.argmax(-1, keepdim=True)
+    no_fg = (nfg == 0) & isbg.any(-1)
+    g.scatter_(-1, top, torch.where(no_fg.unsqueeze(-1), 1.0, g.gather(-1, top)))
+    active = (isfg & (e <= hi)) | (isbg & (e >= lo))
+    rows, cols = active.nonzero(as_tuple=True)
+    if rows.numel() > 0:
+        vals = e[rows, cols]
+        is_f = isfg[rows, cols]
+        order = torch.argsort(vals, descending=True, stable=True)
+        order = order[torch.argsort(rows[order], stable=True)]
+        rows, cols, is_f = rows[order], cols[order], is_f[order]
+        fgi = is_f.to(torch.int64)
+        bgi = 1 - fgi
+        n_rows = e.shape[0]
+        fg_per = torch.zeros(n_rows, dtype=torch.int64, device=e.device).index_add_(0, rows, fgi)
+        bg_per = torch.zeros(n_rows, dtype=torch.int64, device=e.device).index_add_(0, rows, bgi)
+        fg_before = (fg_per.cumsum(0) - fg_per)[rows]
+        bg_before = (bg_per.cumsum(0) - bg_per)[rows]
+        a_ex = fgi.cumsum(0) - fgi - fg_before  # active foreground above, in this row
+        b_ex = bgi.cumsum(0) - bgi - bg_before  # active background above, in this row
+        big_f = nfg[rows]
+        a = (big_f - fg_per[rows]) + a_ex  # inactive foreground errors are all above
+        fgn = big_f.to(dt)
+        fb = fgn + b_ex.to(dt)
+        g_f = 1.0 / fb
+        g_b = (fgn - a.to(dt)) / (fb * (fb + 1.0))
+        g[rows, cols] = torch.where(is_f, g_f, g_b)
+    return (errors * g).sum(-1)
+
+
+def lovasz_rows(errors: Tensor, fg: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Lovász extension of the Jaccard loss of every row of ``errors`` ``(R, P)``.
+
+    Args:
+        errors: Non-negative errors (``|fg - p|`` for Lovász-softmax, ``relu(1 - x * sign)`` for
+            the hinge), with gradients.
+        fg: Foreground per pixel: bool (hard labels: only the overlapping errors are sorted), or
+            float in ``[0, 1]`` (soft labels: one batched sort; equal to the hard case for 0/1).
+        valid: Pixels that count (``False`` for ignored ones), or ``None``.
+
+    Returns:
+        ``(R,)``: the loss of each row (0 for a row without valid pixels).
+    """
+    if errors.shape[-1] == 0:
+        return errors.sum(-1)
+    if fg.dtype == torch.bool and not _plain_path():
+        return _lovasz_fast(errors, fg, valid)
+    return _lovasz_sorted(errors, fg, valid)
