@@ -293,6 +293,14 @@ class SoftmaxPairTerms(torch.autograd.Function):
         return grad_q, grad_r, None, None, None, None
 
 
+def softmax_pair_terms(q: Tensor, r: Tensor, pos: Tensor, den: Tensor, scale: float, mode: str) -> Tensor:
+    """:class:`SoftmaxPairTerms` in eager mode; the differentiable reference under ``torch.compile``
+    (which cannot trace a custom function given the same tensor twice, and fuses the reference anyway)."""
+    if torch.compiler.is_compiling():
+        return softmax_pair_terms_reference(q, r, pos, den, scale, mode)
+    return SoftmaxPairTerms.apply(q, r, pos, den, scale, mode)
+
+
 # ---------------------------------------------------------------------------------------------- samples
 
 def pair_labels(n_classes: int, device: torch.device | str) -> Tensor:

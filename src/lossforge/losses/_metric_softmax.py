@@ -24,7 +24,6 @@ from .._core.reduction import Reduction, reduce_loss
 from .._core.registry import register_loss
 from .._core.samples import ErrorSample, Sample, generator, randn
 from ._metric_ops import (
-    SoftmaxPairTerms,
     check_embeddings,
     check_flag,
     check_labels,
@@ -37,6 +36,7 @@ from ._metric_ops import (
     label_samples,
     norm_eps,
     safe_normalize,
+    softmax_pair_terms,
 )
 from ._metric_pairs import hyper_error, label_errors, label_extremes, prepare_labelled
 
@@ -145,7 +145,7 @@ def ntxent_loss(
                                                  process_group, sample_weight, mask)
     xn = safe_normalize(x, norm_eps(embeddings.dtype))
     pos, neg = label_masks(y)
-    u = SoftmaxPairTerms.apply(xn, xn, pos, neg, 1.0 / temperature, "pairs")
+    u = softmax_pair_terms(xn, xn, pos, neg, 1.0 / temperature, "pairs")
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask,
                        mean_weight=pos.sum(1).to(u.dtype), loss_name="ntxent_loss")
 
@@ -273,7 +273,7 @@ def info_nce_loss(
         keys = torch.cat([keys, safe_normalize(extra, extra_eps)])
         pad = torch.zeros(q.shape[0], extra.shape[0], dtype=torch.bool, device=q.device)
         pos, neg = torch.cat([pos, pad], 1), torch.cat([neg, ~pad], 1)
-    u = SoftmaxPairTerms.apply(safe_normalize(q, eps), keys, pos, neg, 1.0 / temperature, "pairs")
+    u = softmax_pair_terms(safe_normalize(q, eps), keys, pos, neg, 1.0 / temperature, "pairs")
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask,
                        mean_weight=pos.sum(1).to(u.dtype), loss_name="info_nce_loss")
 
@@ -377,7 +377,7 @@ def supcon_loss(
                                                  process_group, sample_weight, mask)
     xn = safe_normalize(x, norm_eps(embeddings.dtype))
     pos, neg = label_masks(y)
-    u = SoftmaxPairTerms.apply(xn, xn, pos, pos | neg, 1.0 / temperature, "supcon")
+    u = softmax_pair_terms(xn, xn, pos, pos | neg, 1.0 / temperature, "supcon")
     keep = pos.any(1) & neg.any(1)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, keep=keep, loss_name="supcon_loss")
 
