@@ -17,11 +17,7 @@ busy machine thousands of them would each wait for a descheduled worker.
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -35,6 +31,8 @@ from .._core.reduction import Reduction, reduce_loss
 from .._core.registry import register_loss
 from .._core.samples import ErrorSample, Sample, generator, rand, randint, randn
 from .._core.validation import validation_enabled
+from . import _fused
+from ._fused import BlockFn, PlainFn
 
 __all__ = [
     "binary_cross_entropy_with_logits", "BCEWithLogitsLoss",
@@ -42,18 +40,10 @@ __all__ = [
     "asymmetric_loss", "AsymmetricLoss",
 ]
 
-#: Elements per block of the fused kernels on the CPU: below ATen's parallel grain (32768), so each
-#: operation on a block runs inline, and small enough (float32: 120 KiB per temporary) that a
-#: block's temporaries stay in the L2 cache. Other devices run the whole tensor as one block.
-BLOCK_ELEMENTS = 30720
+#: Elements per block of the fused kernels on the CPU (see :mod:`._fused`); read at each call.
+BLOCK_ELEMENTS = _fused.BLOCK_ELEMENTS
 
 _LOG_SIGMOID_OUT = torch.ops.aten.log_sigmoid_forward.output
-
-# A fused block kernel: (x, t, w, u, g, scratch, *params) writes U into ``u`` and dU/dx into ``g``
-# (skipped when ``g`` is None); ``w`` is the block of a per-element weight (pos_weight) or None.
-BlockFn = Callable[..., None]
-# The plain differentiable formula: (x, t, w, *params) -> U.
-PlainFn = Callable[..., Tensor]
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:
@@ -66,7 +56,7 @@ def _tiny(x: Tensor) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
-# The fused engine
+# The fused engine (shared with the regression losses: ._fused)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -78,130 +68,11 @@ def _log_sigmoid_into(x: Tensor, out: Tensor, scratch: Tensor) -> None:
         out.copy_(F.logsigmoid(x))
 
 
-def _block_size(x: Tensor) -> int:
-    if x.device.type != "cpu":
-        return max(x.numel(), 1)
-    return BLOCK_ELEMENTS if x.element_size() <= 4 else max(BLOCK_ELEMENTS // 2, 1)
-
-
-_POOL: dict[str, Any] = {"pid": None, "size": 0, "executor": None}
-
-
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """The pool of helper threads (made again after a fork, or when more threads are wanted)."""
-    executor = _POOL["executor"]
-    if executor is None or _POOL["pid"] != os.getpid() or _POOL["size"] < workers:
-        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lossforge-fused")
-        _POOL.update(pid=os.getpid(), size=workers, executor=executor)
-    return executor
-
-
-def _periodic(w: Tensor, shape: torch.Size, n: int, block: int) -> tuple[Tensor, int]:
-    """``(tile, period)`` with ``w.expand(shape).flatten()[k] == tile[k % period + j]`` for every block.
-
-    ``w`` broadcasts to ``shape``; its flattened expansion repeats with the period of the trailing
-    dimensions it varies along. The tile is long enough that a block starting at any offset within
-    the period reads a contiguous slice of it.
-    """
-    dims = list(shape)
-    wshape = [1] * (len(dims) - w.dim()) + list(w.shape)
-    first = next((d for d, size in enumerate(wshape) if size != 1), len(dims))
-    period = max(math.prod(dims[first:]), 1)
-    tile = w.reshape(wshape[first:]).expand(dims[first:]).reshape(-1)
-    if period >= n:
-        return tile, period
-    reps = -(-(period + block) // period)
-    return tile.repeat(reps), period
-
-
-def _run(block_fn: BlockFn, params: tuple[Any, ...], scratch: int, x: Tensor, t: Tensor, w: Tensor | None,
-         *, with_grad: bool) -> tuple[Tensor, Tensor | None]:
-    """Run a fused kernel over ``x`` block by block: ``U`` and (optionally) ``dU/dx``, shaped like ``x``.
-
-    Each thread taking part gets ``scratch`` block-sized temporaries of the compute dtype and takes
-    the next unprocessed block until none is left. Every element is computed the same way whichever
-    thread runs its block, so the result is bitwise deterministic.
-    """
-    n = x.numel()
-    xf, tf = x.reshape(-1), t.reshape(-1)
-    u = torch.empty_like(xf, memory_format=torch.contiguous_format)
-    g = torch.empty_like(u) if with_grad else None
-    if n == 0:
-        return u.view(x.shape), None if g is None else g.view(x.shape)
-    block = min(_block_size(x), n)
-    tile, period = (None, 1) if w is None or w.numel() == 1 else _periodic(w, x.shape, n, block)
-    w0 = None if w is None or tile is not None else w.reshape(())
-    n_blocks = -(-n // block)
-    counter = itertools.count()  # next() is atomic under the GIL: a shared work queue
-    inference = torch.is_inference_mode_enabled()
-
-    def work() -> None:
-        with torch.inference_mode() if inference else torch.no_grad():
-            tmp = [u.new_empty(block) for _ in range(scratch)]
-            while (b := next(counter)) < n_blocks:
-                i = b * block
-                j = min(i + block, n)
-                k = j - i
-                wb = w0 if tile is None else tile[i % period: i % period + k]
-                block_fn(xf[i:j], tf[i:j], wb, u[i:j], None if g is None else g[i:j], [s[:k] for s in tmp], *params)
-
-    threads = min(torch.get_num_threads(), n_blocks) if x.device.type == "cpu" else 1
-    helpers: list[Future[None]] = []
-    if threads > 1:
-        executor = _executor(threads - 1)
-        helpers = [executor.submit(work) for _ in range(threads - 1)]
-    work()
-    for f in helpers:
-        f.result()
-    return u.view(x.shape), None if g is None else g.view(x.shape)
-
-
-class _FusedSigmoidLoss(torch.autograd.Function):
-    """``U(x; t, w)`` elementwise, with ``dU/dx`` computed in the forward pass and scaled in the backward."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, t: Tensor, w: Tensor | None, block_fn: BlockFn, plain_fn: PlainFn,
-                params: tuple[Any, ...], scratch: int) -> Tensor:
-        u, g = _run(block_fn, params, scratch, x, t, w, with_grad=True)
-        ctx.grad_buffer = g
-        ctx.kernel = (block_fn, plain_fn, params, scratch)
-        ctx.save_for_backward(x, t, w)
-        return u
-
-    @staticmethod
-    def backward(ctx: Any, grad_u: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        x, t, w = ctx.saved_tensors
-        block_fn, plain_fn, params, scratch = ctx.kernel
-        g, ctx.grad_buffer = ctx.grad_buffer, None  # released, so autograd can take it without a copy
-        if torch.is_grad_enabled():
-            # create_graph=True: the derivative of the plain formula, itself differentiable
-            with torch.enable_grad():
-                (gx,) = torch.autograd.grad(plain_fn(x, t, w, *params), x, grad_u, create_graph=True)
-            return gx, None, None, None, None, None, None
-        if g is None:  # a second backward through a retained graph
-            g = _run(block_fn, params, scratch, x, t, w, with_grad=True)[1]
-            if g is None:
-                return (None,) * 7
-        return g.mul_(grad_u), None, None, None, None, None, None
-
-
-def _transforms_active() -> bool:
-    """Whether a ``torch.func`` transform (``grad``, ``vmap``, ...) is tracing the call."""
-    active = getattr(torch._C, "_are_functorch_transforms_active", None)
-    return bool(active()) if active is not None else False
-
-
 def _elementwise(block_fn: BlockFn, plain_fn: PlainFn, params: tuple[Any, ...], scratch: int,
                  x: Tensor, t: Tensor, w: Tensor | None) -> Tensor:
     """The unreduced loss, through the fused kernel where it applies, else the plain formula
     (under ``torch.compile`` and ``torch.func`` transforms, and for gradients w.r.t. ``t`` or ``w``)."""
-    others = t.requires_grad or (w is not None and w.requires_grad)
-    if torch.compiler.is_compiling() or _transforms_active() or (torch.is_grad_enabled() and others):
-        return plain_fn(x, t, w, *params)
-    if torch.is_grad_enabled() and x.requires_grad:
-        out: Tensor = _FusedSigmoidLoss.apply(x, t, w, block_fn, plain_fn, params, scratch)
-        return out
-    return _run(block_fn, params, scratch, x, t, w, with_grad=False)[0]
+    return _fused.elementwise(_fused.Kernel(block_fn, plain_fn, params, scratch, BLOCK_ELEMENTS), x, t, w)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from .._core.reduction import Reduction, reduce_loss
 from .._core.registry import register_loss
 from .._core.samples import ErrorSample, Sample, generator, rand, randint, randn
 from .._core.validation import validation_enabled
+from ._fused import BlockFn, Kernel, PlainFn, elementwise, plain_float, transforms_active
 
 __all__ = [
     "CauchyLoss",
@@ -58,6 +60,7 @@ __all__ = [
 ]
 
 _LN2 = math.log(2.0)
+_SOFTPLUS_OUT = torch.ops.aten.softplus.out
 #: |x/c| beyond which 1 - exp(-(x/c)^2 / 2) is exactly 1 in float64 (exp(-2048) underflows).
 _WELSCH_Z = 64.0
 SampleFn = Callable[[torch.dtype, "torch.device | str"], list[Sample]]
@@ -188,6 +191,224 @@ def _log1p_square(x: Tensor, k: float | Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
+# fused kernels of the residual losses (._fused): U(d) and dU/dd for d = pred - target, so that
+# dU/dpred = f'(d) and dU/dtarget = -f'(d). Each ``_*_plain`` formula is the loss's definition
+# and its fallback; each ``_*_block`` computes the same values (and the closed-form derivative) on
+# one block without allocating beyond its scratch.
+# ----------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _constant(value: float, dtype: torch.dtype, device: torch.device, log: bool = False) -> Tensor:
+    """A 0-dim tensor of ``value`` (or of its ``log``, computed by torch in ``dtype``), made once."""
+    with torch.inference_mode(False), torch.no_grad():
+        c = torch.tensor(value, dtype=dtype, device=device)
+        return c.log() if log else c
+
+
+def _residual_loss(block_fn: BlockFn, plain_fn: PlainFn, params: tuple[Any, ...], scratch: int,
+                   pred: Tensor, target: Tensor) -> Tensor:
+    """The unreduced loss of ``pred - target``: the fused kernel for two plain float32/float64
+    tensors of one dtype, shape and device, else (and under compile and ``torch.func``) the formula."""
+    if (torch.compiler.is_compiling() or transforms_active() or pred.dtype != target.dtype
+            or pred.shape != target.shape or pred.device != target.device
+            or not (plain_float(pred) and plain_float(target))):
+        return plain_fn(pred, target, None, *params)
+    return elementwise(Kernel(block_fn, plain_fn, params, scratch, target_sign=-1.0), pred, target, None)
+
+
+def _l1_plain(x: Tensor, t: Tensor, w: Tensor | None) -> Tensor:
+    return (x - t).abs()
+
+
+def _l1_block(x: Tensor, t: Tensor, w: Tensor | None, u: Tensor, g: Tensor | None, s: list[Tensor]) -> None:
+    d = torch.sub(x, t, out=s[0])
+    torch.abs(d, out=u)
+    if g is not None:
+        torch.sign(d, out=g)
+
+
+def _mse_plain(x: Tensor, t: Tensor, w: Tensor | None) -> Tensor:
+    return (x - t).square()
+
+
+def _mse_block(x: Tensor, t: Tensor, w: Tensor | None, u: Tensor, g: Tensor | None, s: list[Tensor]) -> None:
+    d = torch.sub(x, t, out=s[0])
+    torch.mul(d, d, out=u)
+    if g is not None:
+        torch.mul(d, 2.0, out=g)
+
+
+def _huber_plain(x: Tensor, t: Tensor, w: Tensor | None, delta: float) -> Tensor:
+    return _huber_core((x - t).abs(), delta)
+
+
+def _huber_block(x: Tensor, t: Tensor, w: Tensor | None, u: Tensor, g: Tensor | None, s: list[Tensor],
+                 delta: float) -> None:
+    """``U = q (|d| - q/2)``, ``q = min(|d|, delta)``; ``dU/dd = clamp(d, -delta, delta)``."""
+    d, a, q = s
+    torch.sub(x, t, out=d)
+    torch.abs(d, out=a)
+    torch.clamp(a, max=delta, out=q)
+    torch.add(a, q, alpha=-0.5, out=u).mul_(q)
+    if g is not None:
+        torch.clamp(d, -delta, delta, out=g)
+
+
+def _smooth_l1_plain(x: Tensor, t: Tensor, w: Tensor | None, beta: float) -> Tensor:
+    a = (x - t).abs()
+    return a if beta == 0 else _huber_core(a, beta) / beta
+
+
+def _smooth_l1_block(x: Tensor, t: Tensor, w: Tensor | None, u: Tensor, g: Tensor | None, s: list[Tensor],
+                     beta: float) -> None:
+    _huber_block(x, t, w, u, g, s, beta)
+    u.div_(beta)
+    if g is not None:
+        g.div_(beta)
+
+
+def _log_cosh_plain(x: Tensor, t: Tensor, w: Tensor | None) -> Tensor:
+    a = (x - t).abs()
+    small = a < 1.0
+    a_small = torch.where(small, a, a.new_zeros(()))  # double where: sinh never sees a large residual
+    near = torch.sinh(0.5 * a_small).square().mul(2.0).log1p()
+    far = a + F.softplus(-2.0 * a) - _LN2
+    return torch.where(small, near, far)
+
+
+def _log_cosh_block(x: Tensor, t: Tensor, w: Tensor | None, u: Tensor, g: Tensor | None, s: list[Tensor]) -> None:
+    """``log1p(2 sinh(|d|/2)^2)`` below 1, ``|d| + softplus(-2|d|) - log 2`` beyond; ``dU/dd = tanh(d)``."""
+    d, a, near, far = s
+    torch.sub(x, t, out=d)
+    torch.abs(d, out=a)
+    torch.clamp(a, max=1.0, out=near).mul_(0.5)  # the small branch only keeps |d| < 1
+    torch.sinh(near, out=near)
+    near.mul_(near).mul_(2.0).log1p_()
+    torch.mul(a, -2.0, out=far)
+    _SOFTPLUS_OUT(far, 1, 20, out=far)
+    far.add_(a).sub_(_LN2)
+    torch.where(a < 1.0, near, far, out=u)
+    if g is not None:
+        torch.tanh(d, out=g)
+
+
+def _charbonnier_plain(x: Tensor, t: Tensor, w: Tensor | None, eps: float) -> Tensor:
+    d = x - t
+    return torch.hypot(d, d.new_tensor(eps)) - eps
+
+
+def _charbonnier_block(x: Tensor, t: Tensor, w: Tensor | None, u: Tensor, g: Tensor | None, s: list[Tensor],
+                       eps: float) -> None:
+    """``U = hypot(d, eps) - eps``, ``dU/dd = d / hypot(d, eps)``."""
+    d, h = s
+    torch.sub(x, t, out=d)
+    torch.hypot(d, _constant(eps, d.dtype, d.device), out=h)
+    torch.sub(h, eps, out=u)
+    if g is not None:
+        torch.div(d, h, out=g)
+
+
+def _cauchy_plain(x: Tensor, t: Tensor, w: Tensor | None, k: float) -> Tensor:
+    return _log1p_square(x - t, k)
+
+
+def _cauchy_block(x: Tensor, t: Tensor, w: Tensor | None, u: Tensor, g: Tensor | None, s: list[Tensor],
+                  k: float) -> None:
+    """:func:`_log1p_square` of ``d``; ``dU/dd = 2 / (k (r + 1/r))``, ``r = d/k`` (no square to overflow)."""
+    d, a, near, far, tmp = s
+    kt = _constant(k, d.dtype, d.device)
+    torch.sub(x, t, out=d)
+    torch.abs(d, out=a)
+    big = a > kt
+    torch.clamp(a, max=k, out=near).div_(kt)  # the near branch only keeps |d| <= k
+    near.mul_(near).log1p_()
+    torch.clamp(a, min=k, out=far)  # the far branch only keeps |d| > k
+    torch.div(kt, far, out=tmp).mul_(tmp).log1p_()
+    far.log_().sub_(_constant(k, d.dtype, d.device, log=True)).mul_(2.0).add_(tmp)
+    torch.where(big, far, near, out=u)
+    if g is not None:
+        torch.div(d, kt, out=g)
+        g.add_(torch.reciprocal(g, out=tmp)).mul_(k).reciprocal_().mul_(2.0)
+
+
+def _geman_mcclure_plain(x: Tensor, t: Tensor, w: Tensor | None, scale: float) -> Tensor:
+    d = x - t
+    r = d / torch.hypot(d, d.new_tensor(2.0 * scale))  # = z / hypot(z, 2), z = x / c never formed
+    return 2.0 * r.square()
+
+
+def _geman_mcclure_block(x: Tensor, t: Tensor, w: Tensor | None, u: Tensor, g: Tensor | None, s: list[Tensor],
+                         scale: float) -> None:
+    """``U = 2 r^2``, ``r = d / h``, ``h = hypot(d, 2c)``; ``dU/dd = 16 c^2 d / h^4 = 4 (2c/h)^2 r / h``."""
+    d, h, r = s
+    c2 = _constant(2.0 * scale, d.dtype, d.device)
+    torch.sub(x, t, out=d)
+    torch.hypot(d, c2, out=h)
+    torch.div(d, h, out=r)
+    torch.mul(r, r, out=u).mul_(2.0)
+    if g is not None:
+        torch.div(c2, h, out=g)
+        g.mul_(g).mul_(r).mul_(4.0).div_(h)
+
+
+def _welsch_plain(x: Tensor, t: Tensor, w: Tensor | None, scale: float) -> Tensor:
+    z = ((x - t) / scale).clamp(-_WELSCH_Z, _WELSCH_Z)  # beyond, the value is exactly 1
+    return -torch.expm1(-0.5 * z.square())
+
+
+def _welsch_block(x: Tensor, t: Tensor, w: Tensor | None, u: Tensor, g: Tensor | None, s: list[Tensor],
+                  scale: float) -> None:
+    """``U = 1 - exp(-z^2/2)``, ``z = d / c``; ``dU/dd = z exp(-z^2/2) / c``."""
+    z, e = s
+    torch.sub(x, t, out=z).div_(scale).clamp_(-_WELSCH_Z, _WELSCH_Z)
+    torch.mul(z, z, out=e).mul_(-0.5)
+    torch.expm1(e, out=u).neg_()
+    if g is not None:
+        torch.mul(z, e.exp_(), out=g).div_(scale)
+
+
+def _tukey_plain(x: Tensor, t: Tensor, w: Tensor | None, c: float) -> Tensor:
+    s = ((x - t) / c).clamp(-1.0, 1.0).square()
+    return (c * c / 6.0) * s * (3.0 - 3.0 * s + s * s)
+
+
+def _tukey_block(x: Tensor, t: Tensor, w: Tensor | None, u: Tensor, g: Tensor | None, s: list[Tensor],
+                 c: float) -> None:
+    """``U = c^2/6 s (3 - 3s + s^2)``, ``s = r^2``, ``r = clamp(d/c, -1, 1)``;
+    ``dU/dd = c r ((1 - r)(1 + r))^2`` (``1 - s`` factored: no cancellation near ``|r| = 1``)."""
+    r, sq, p = s
+    torch.sub(x, t, out=r).div_(c).clamp_(-1.0, 1.0)
+    torch.mul(r, r, out=sq)
+    torch.mul(sq, sq, out=u)
+    torch.mul(sq, -3.0, out=p).add_(3.0).add_(u)
+    torch.mul(sq, c * c / 6.0, out=u).mul_(p)
+    if g is not None:
+        torch.add(r, 1.0, out=g).mul_(torch.neg(r, out=p).add_(1.0))
+        g.mul_(g).mul_(r).mul_(c)
+
+
+def _wing_plain(x: Tensor, t: Tensor, w: Tensor | None, width: float, eps: float) -> Tensor:
+    a = (x - t).abs()
+    return torch.where(a < width, width * torch.log1p(a / eps), a - (width - width * math.log1p(width / eps)))
+
+
+def _wing_block(x: Tensor, t: Tensor, w: Tensor | None, u: Tensor, g: Tensor | None, s: list[Tensor],
+                width: float, eps: float) -> None:
+    """``w log1p(|d|/e)`` below ``w``, ``|d| - C`` beyond; ``dU/dd = sign(d) (w / (e + |d|) or 1)``."""
+    d, a, near, far = s
+    torch.sub(x, t, out=d)
+    torch.abs(d, out=a)
+    torch.div(a, eps, out=near).log1p_().mul_(width)
+    torch.sub(a, width - width * math.log1p(width / eps), out=far)
+    small = a < width
+    torch.where(small, near, far, out=u)
+    if g is not None:
+        torch.add(a, eps, out=g).reciprocal_().mul_(width)
+        torch.where(small, g, _constant(1.0, g.dtype, g.device), out=g).mul_(torch.sign(d, out=near))
+
+
+# ----------------------------------------------------------------------------------------------
 # l1, mse, huber, smooth_l1
 # ----------------------------------------------------------------------------------------------
 
@@ -242,8 +463,8 @@ def l1_loss(
         tensor(1.6667)
     """
     pred, target = _prepare(pred, target, "l1_loss")
-    return reduce_loss((pred - target).abs(), reduction, sample_weight=sample_weight, mask=mask,
-                       loss_name="l1_loss")
+    return reduce_loss(_residual_loss(_l1_block, _l1_plain, (), 1, pred, target), reduction,
+                       sample_weight=sample_weight, mask=mask, loss_name="l1_loss")
 
 
 class L1Loss(FunctionLoss):
@@ -316,8 +537,8 @@ def mse_loss(
         tensor(4.3333)
     """
     pred, target = _prepare(pred, target, "mse_loss")
-    return reduce_loss((pred - target).square(), reduction, sample_weight=sample_weight, mask=mask,
-                       loss_name="mse_loss")
+    return reduce_loss(_residual_loss(_mse_block, _mse_plain, (), 1, pred, target), reduction,
+                       sample_weight=sample_weight, mask=mask, loss_name="mse_loss")
 
 
 class MSELoss(FunctionLoss):
@@ -410,7 +631,7 @@ def huber_loss(
     """
     _check_huber_args(delta=delta)
     pred, target = _prepare(pred, target, "huber_loss")
-    u = _huber_core((pred - target).abs(), float(delta))
+    u = _residual_loss(_huber_block, _huber_plain, (float(delta),), 3, pred, target)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="huber_loss")
 
 
@@ -506,8 +727,10 @@ def smooth_l1_loss(
     """
     _check_smooth_l1_args(beta=beta)
     pred, target = _prepare(pred, target, "smooth_l1_loss")
-    a = (pred - target).abs()
-    u = a if beta == 0 else _huber_core(a, float(beta)) / float(beta)
+    if beta == 0:
+        u = _residual_loss(_l1_block, _l1_plain, (), 1, pred, target)
+    else:
+        u = _residual_loss(_smooth_l1_block, _smooth_l1_plain, (float(beta),), 3, pred, target)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="smooth_l1_loss")
 
 
@@ -597,13 +820,8 @@ def log_cosh_loss(
         tensor([0.0000e+00, 1.3250e+00, 1.0000e+30])
     """
     pred, target = _prepare(pred, target, "log_cosh_loss")
-    a = (pred - target).abs()
-    small = a < 1.0
-    a_small = torch.where(small, a, a.new_zeros(()))  # double where: sinh never sees a large residual
-    near = torch.sinh(0.5 * a_small).square().mul(2.0).log1p()
-    far = a + F.softplus(-2.0 * a) - _LN2
-    return reduce_loss(torch.where(small, near, far), reduction, sample_weight=sample_weight, mask=mask,
-                       loss_name="log_cosh_loss")
+    return reduce_loss(_residual_loss(_log_cosh_block, _log_cosh_plain, (), 4, pred, target), reduction,
+                       sample_weight=sample_weight, mask=mask, loss_name="log_cosh_loss")
 
 
 class LogCoshLoss(FunctionLoss):
@@ -689,9 +907,7 @@ def charbonnier_loss(
     """
     _check_charbonnier_args(eps=eps)
     pred, target = _prepare(pred, target, "charbonnier_loss")
-    x = pred - target
-    e = float(eps)
-    u = torch.hypot(x, x.new_tensor(e)) - e
+    u = _residual_loss(_charbonnier_block, _charbonnier_plain, (float(eps),), 2, pred, target)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="charbonnier_loss")
 
 
@@ -787,7 +1003,7 @@ def cauchy_loss(
     """
     _check_cauchy_args(scale=scale)
     pred, target = _prepare(pred, target, "cauchy_loss")
-    u = _log1p_square(pred - target, float(scale) * math.sqrt(2.0))
+    u = _residual_loss(_cauchy_block, _cauchy_plain, (float(scale) * math.sqrt(2.0),), 5, pred, target)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="cauchy_loss")
 
 
@@ -883,9 +1099,8 @@ def geman_mcclure_loss(
     """
     _check_geman_mcclure_args(scale=scale)
     pred, target = _prepare(pred, target, "geman_mcclure_loss")
-    x = pred - target
-    r = x / torch.hypot(x, x.new_tensor(2.0 * float(scale)))  # = z / hypot(z, 2), z = x / c never formed
-    return reduce_loss(2.0 * r.square(), reduction, sample_weight=sample_weight, mask=mask,
+    u = _residual_loss(_geman_mcclure_block, _geman_mcclure_plain, (float(scale),), 3, pred, target)
+    return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask,
                        loss_name="geman_mcclure_loss")
 
 
@@ -975,8 +1190,7 @@ def welsch_loss(
     """
     _check_welsch_args(scale=scale)
     pred, target = _prepare(pred, target, "welsch_loss")
-    z = ((pred - target) / float(scale)).clamp(-_WELSCH_Z, _WELSCH_Z)  # beyond, the value is exactly 1
-    u = -torch.expm1(-0.5 * z.square())
+    u = _residual_loss(_welsch_block, _welsch_plain, (float(scale),), 2, pred, target)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="welsch_loss")
 
 
@@ -1069,9 +1283,7 @@ def tukey_biweight_loss(
     """
     _check_tukey_args(c=c)
     pred, target = _prepare(pred, target, "tukey_biweight_loss")
-    cc = float(c)
-    s = ((pred - target) / cc).clamp(-1.0, 1.0).square()
-    u = (cc * cc / 6.0) * s * (3.0 - 3.0 * s + s * s)
+    u = _residual_loss(_tukey_block, _tukey_plain, (float(c),), 3, pred, target)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="tukey_biweight_loss")
 
 
@@ -1649,9 +1861,7 @@ def wing_loss(
     """
     _check_wing_args(w=w, epsilon=epsilon)
     pred, target = _prepare(pred, target, "wing_loss")
-    ww, e = float(w), float(epsilon)
-    a = (pred - target).abs()
-    u = torch.where(a < ww, ww * torch.log1p(a / e), a - (ww - ww * math.log1p(ww / e)))
+    u = _residual_loss(_wing_block, _wing_plain, (float(w), float(epsilon)), 4, pred, target)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="wing_loss")
 
 
