@@ -19,6 +19,7 @@ from ._core.spec import build
 from ._core.validation import set_validation, validation, validation_enabled
 from .losses import *  # noqa: F403
 from .losses._classification import class_balanced_weights
+from .verify import CheckReport, check
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,6 @@ __all__ = [
     "functional", "Loss", "FunctionLoss", "WeightedSum", "UncertaintyWeighting", "elementwise_loss",
     "LossforgeError", "ShapeError", "REDUCTIONS", "reduce_loss", "LossSpec", "get_loss", "list_losses",
     "register_loss", "class_balanced_weights", "Sample", "ErrorSample", "build", "validation",
-    "validation_enabled", "set_validation",
+    "validation_enabled", "set_validation", "check", "CheckReport",
     *sorted(n for n in vars(_losses) if n[:1].isupper()),
 ]

@@ -61,9 +61,11 @@ from ._tolerances import (
     EXTREME,
     GRADCHECK,
     GRADCHECK_FULL_MAX,
+    low_precision_compute_tolerance,
     low_precision_tolerance,
     tolerance,
 )
+from ._user import UserLoss
 
 __all__ = ["CHECKS", "CHECKS_SLOW", "Check", "run_checks"]
 
@@ -129,6 +131,29 @@ def _expect(problem: str | None) -> None:
 def _need_reduction(target: CheckTarget) -> None:
     if not target.accepts_reduction:
         raise Skip("the loss takes no reduction keyword")
+
+
+def _need_conventions(target: CheckTarget) -> None:
+    if not target.conventions:
+        raise Skip("a lossforge convention, not required of your own loss")
+
+
+def _finite_result(out: Tensor, leaves: Sequence[Tensor], names: Sequence[str], what: str) -> str:
+    """``out`` is finite with finite gradients (the policy for a user's loss, which need not return 0.0)."""
+    _expect(nonfinite(out, what))
+    if out.numel():
+        _check_grads(grads(out, leaves, what), leaves, names, what)
+    shown = f"{out.item():.4g}" if out.numel() == 1 else f"shape {tuple(out.shape)}"
+    return f"{what} is {shown}, finite, with finite gradients"
+
+
+def _unit_shape(target: CheckTarget, s: Sample) -> tuple[int, ...]:
+    """The shape of the unreduced loss (from ``reduction="none"``) or, without a reduction, of a mask."""
+    if target.accepts_reduction:
+        return tuple(call(target, s.args, s.kwargs, sample=s.name, reduction="none").shape)
+    if target.unit_shape is None:
+        raise Skip("the loss takes no reduction keyword, so the shape of a mask is unknown")
+    return tuple(target.unit_shape(tuple(s.args)))
 
 
 def _red(target: CheckTarget, reduction: str) -> dict[str, Any]:
@@ -211,6 +236,7 @@ def _same_default(a: object, b: object) -> bool:
 def check_signature(target: CheckTarget, device: torch.device) -> str:
     """Tensors positional-only; ``reduction="mean"``, ``sample_weight=None``, ``mask=None`` keyword-only;
     no ``weight`` (passing it raises ``TypeError`` naming ``sample_weight``); module defaults equal the function's."""
+    _need_conventions(target)
     sig = target.signature
     if sig is None:
         raise Fail("the function's signature cannot be read")
@@ -313,6 +339,7 @@ _REQUIRED_SECTIONS = ("Args:", "Shape:", "References:", "Examples:")
 def check_docstring(target: CheckTarget, device: torch.device) -> str:
     """The docstring has a formula and the Args, Shape, References and Examples sections, in order;
     the loss names a reference and declares error inputs."""
+    _need_conventions(target)
     doc = inspect.getdoc(target.function) or ""
     if not doc.strip():
         raise Fail("the function has no docstring")
@@ -406,13 +433,17 @@ def check_invalid_reduction(target: CheckTarget, device: torch.device) -> str:
     def expect_raise(what: str, fn: Callable[[], object]) -> None:
         try:
             fn()
-        except ValueError as exc:
+        except Exception as exc:
+            if not target.conventions:  # a user's loss only has to refuse it
+                return
+            if not isinstance(exc, ValueError):
+                raise Fail(f"{what} raised {exc_text(exc)}, expected ValueError") from None
             if not re.search(pattern, str(exc)):
                 raise Fail(f"{what} raised ValueError without \"Did you mean 'mean'?\": {exc_text(exc)}") from None
             return
-        except Exception as exc:
-            raise Fail(f"{what} raised {exc_text(exc)}, expected ValueError") from None
-        raise Fail(f"{what} was accepted, expected ValueError (\"Did you mean 'mean'?\")")
+        if target.conventions:
+            raise Fail(f"{what} was accepted, expected ValueError (\"Did you mean 'mean'?\")")
+        raise Fail(f"{what} was accepted: a misspelt reduction silently gives some other reduction")
 
     expect_raise("reduction='avg'", lambda: target.function(*s.args, **s.kwargs, reduction="avg"))
     factory = target.module_factory
@@ -423,15 +454,19 @@ def check_invalid_reduction(target: CheckTarget, device: torch.device) -> str:
             return module(*args, **kwargs)
 
         expect_raise("module(reduction='avg')", module_avg)
+    if not target.conventions:
+        return "reduction='avg' is refused"
     return "ValueError with \"Did you mean 'mean'?\"" + (" from function and module" if factory else "")
 
 
 @_register("mask_subset")
 def check_mask_subset(target: CheckTarget, device: torch.device) -> str:
-    """``mean`` (``sum``) with a random mask equals the mean (sum) of ``none[mask]``; ``none`` is 0 where masked."""
-    _need_reduction(target)
+    """``mean`` (``sum``) with a random mask equals the mean (sum) of ``none[mask]``; ``none`` is 0 where masked.
+    Without a ``reduction`` keyword: a mask that drops whole samples equals the loss on the kept samples."""
     if not target.accepts_mask:
         raise Skip("the loss takes no mask")
+    if not target.accepts_reduction:
+        return _mask_subset_of_samples(target, device)
     tol = tolerance(F64)
     s = plain_sample(target, F64, device)
     at = _label(s)
@@ -454,6 +489,26 @@ def check_mask_subset(target: CheckTarget, device: torch.device) -> str:
         _expect(mismatch(masked, torch.where(full, none, none.new_zeros(())), f"none with a mask{shape}{at}", **tol))
     return f"mean/sum/none with a mask equal none[mask] ({int(masks[0].sum())} of {none.numel()} units kept)" + (
         "; broadcast (N, 1, ...) mask too" if len(masks) > 1 else "")
+
+
+def _mask_subset_of_samples(target: CheckTarget, device: torch.device) -> str:
+    if not target.separable:
+        raise Skip("the loss takes no reduction keyword and is not separable, so a mask has no subset to "
+                   "compare with")
+    tol = tolerance(F64)
+    s = plain_sample(target, F64, device)
+    n, batch = batch_positions(s.args, target.batch_dim)
+    shape = _unit_shape(target, s)
+    if n < 2 or not shape or shape[0] != n:
+        raise Skip(f"a mask of shape {shape} does not index the batch of {n}")
+    keep_rows = random_mask((n,), device, seed=2)
+    m = keep_rows.reshape((n,) + (1,) * (len(shape) - 1)).expand(shape)
+    masked = call(target, s.args, s.kwargs, sample=s.name, mask=m)
+    kept = take(s.args, batch, keep_rows.nonzero().squeeze(1), target.batch_dim)
+    subset = call(target, kept, s.kwargs, sample=f"the {int(keep_rows.sum())} kept samples")
+    _expect(mismatch(masked, subset, f"the loss with a mask keeping {int(keep_rows.sum())} of {n} samples "
+                     f"(vs the loss on those samples alone)", **tol))
+    return f"a mask keeping {int(keep_rows.sum())} of {n} samples equals the loss on those samples"
 
 
 @_register("weights")
@@ -506,6 +561,16 @@ def check_empty_batch(target: CheckTarget, device: torch.device) -> str:
         raise Skip(f"the loss refuses an empty batch (E17): {exc_text(exc)}") from None
     except Exception as exc:
         raise Fail(f"an empty batch raised {exc_text(exc)}") from None
+    if not isinstance(mean, Tensor):
+        raise Fail(f"an empty batch gave a {type(mean).__name__}, not a tensor")
+    if not target.conventions:
+        parts = [_finite_result(mean, leaves, names, "the loss of an empty batch")]
+        if target.accepts_reduction:
+            none = call(target, empty, s.kwargs, reduction="none")
+            _expect(nonfinite(none, "none of an empty batch"))
+            _expect(nonfinite(call(target, empty, s.kwargs, reduction="sum"), "sum of an empty batch"))
+            parts.append(f"sum finite, none {tuple(none.shape)}")
+        return "; ".join(parts)
     _zero_connected(mean, leaves, names, "mean of an empty batch")
     parts = ["mean 0.0 with zero gradients"]
     if target.accepts_reduction:
@@ -564,6 +629,12 @@ def check_all_ignored(target: CheckTarget, device: torch.device) -> str:
     positions = diff_positions(target, ignored)
     args, leaves = with_grad(ignored, positions)
     mean = call(target, args, kwargs, sample="all ignored", **_red(target, "mean"))
+    if not target.conventions:
+        detail = _finite_result(mean, leaves, _names(target, positions), f"the loss with every target = {value}")
+        if target.accepts_reduction:
+            _expect(nonfinite(call(target, ignored, kwargs, reduction="sum"), "sum with every target ignored"))
+            _expect(nonfinite(call(target, ignored, kwargs, reduction="none"), "none with every target ignored"))
+        return detail
     _zero_connected(mean, leaves, _names(target, positions), f"mean with every target = {value}")
     if target.accepts_reduction:
         _zero_scalar(call(target, ignored, kwargs, reduction="sum"), "sum with every target ignored")
@@ -573,18 +644,25 @@ def check_all_ignored(target: CheckTarget, device: torch.device) -> str:
 
 @_register("all_masked")
 def check_all_masked(target: CheckTarget, device: torch.device) -> str:
-    """``mask`` all False: ``mean`` 0.0 with zero finite gradients, ``sum`` 0.0, ``none`` zeros."""
-    _need_reduction(target)
+    """``mask`` all False: ``mean`` 0.0 with zero finite gradients, ``sum`` 0.0, ``none`` zeros
+    (for your own loss: finite value and gradients)."""
     if not target.accepts_mask:
         raise Skip("the loss takes no mask")
     s = plain_sample(target, F32, device)
-    shape = call(target, s.args, s.kwargs, sample=s.name, reduction="none").shape
+    shape = _unit_shape(target, s)
     if len(shape) and 0 in shape:
         raise Skip("the plain sample's unreduced loss is empty")
     m = torch.zeros(shape, dtype=torch.bool, device=device)
     positions = diff_positions(target, s.args)
     args, leaves = with_grad(s.args, positions)
-    mean = call(target, args, s.kwargs, sample=s.name, reduction="mean", mask=m)
+    mean = call(target, args, s.kwargs, sample=s.name, mask=m, **_red(target, "mean"))
+    if not target.conventions:
+        detail = _finite_result(mean, leaves, _names(target, positions), "the loss with every unit masked")
+        if target.accepts_reduction:
+            _expect(nonfinite(call(target, s.args, s.kwargs, reduction="sum", mask=m), "sum with every unit masked"))
+            _expect(nonfinite(call(target, s.args, s.kwargs, reduction="none", mask=m),
+                              "none with every unit masked"))
+        return f"mask all False over {tuple(shape)}: {detail}"
     _zero_connected(mean, leaves, _names(target, positions), "mean with every unit masked")
     _zero_scalar(call(target, s.args, s.kwargs, reduction="sum", mask=m), "sum with every unit masked")
     _all_zero(call(target, s.args, s.kwargs, reduction="none", mask=m), "none with every unit masked")
@@ -625,7 +703,6 @@ def _garbage(target: CheckTarget, s: Sample) -> Sample:
 def check_masked_garbage(target: CheckTarget, device: torch.device) -> str:
     """Extreme values (±1e4, or the loss's extreme inputs) with a random mask: the loss and every
     gradient are finite, at masked positions too (no ``log(p)`` then mask)."""
-    _need_reduction(target)
     if not (target.accepts_mask or target.accepts_sample_weight):
         raise Skip("the loss takes neither mask nor sample_weight")
     if target.extreme_inputs is not None:
@@ -637,17 +714,18 @@ def check_masked_garbage(target: CheckTarget, device: torch.device) -> str:
         cases = [_garbage(target, plain_sample(target, F32, device))]
         source = f"±{EXTREME:g} at half the input entries"
     for k, s in enumerate(cases):
-        shape = call(target, s.args, s.kwargs, sample=s.name, reduction="none").shape
+        shape = _unit_shape(target, s)
         m = random_mask(shape, device, seed=7 + k)
         hide: dict[str, Tensor] = {"mask": m} if target.accepts_mask else {"sample_weight": m.to(F32)}
         positions = diff_positions(target, s.args)
         args, leaves = with_grad(s.args, positions)
-        what = f"mean with a random mask{_label(s)}"
-        out = call(target, args, s.kwargs, sample=s.name, reduction="mean", **hide)
+        what = f"the loss with a random mask{_label(s)}"
+        out = call(target, args, s.kwargs, sample=s.name, **hide, **_red(target, "mean"))
         _expect(nonfinite(out, what))
         _check_grads(grads(out, leaves, what), leaves, _names(target, positions), what)
-        none = call(target, s.args, s.kwargs, sample=s.name, reduction="none", **hide)
-        _expect(nonfinite(none, f"none with a random mask{_label(s)}"))
+        if target.accepts_reduction:
+            none = call(target, s.args, s.kwargs, sample=s.name, reduction="none", **hide)
+            _expect(nonfinite(none, f"none with a random mask{_label(s)}"))
     return f"finite value and gradients with {source} and a random {'mask' if 'mask' in hide else 'zero weight'}"
 
 
@@ -795,15 +873,59 @@ def _rounded_positions(target: CheckTarget, args: Sequence[Any]) -> list[int]:
     return [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.is_floating_point() and i != target_pos]
 
 
+#: The large-magnitude variant of the low-precision check: each input kind scaled ``"to"`` a largest
+#: entry or ``"by"`` a factor (confident logits, pixel-scale boxes), where half precision overflows first.
+_LARGE: dict[str, tuple[str, float]] = {"logits": ("to", 30.0), "scores": ("to", 30.0),
+                                        "embeddings": ("by", 10.0), "boxes": ("by", 100.0)}
+
+
+def _large_sample(target: CheckTarget, s: Sample) -> Sample | None:
+    """``s`` with its predictions (and a box or real target) at a large but realistic magnitude."""
+    how = _LARGE.get(target.input_kind)
+    if how is None:
+        return None
+    mode, value = how
+    tp = target.target_position
+    args = list(s.args)
+    for i, a in enumerate(args):
+        if not (isinstance(a, Tensor) and a.is_floating_point() and a.numel()):
+            continue
+        if i == tp and target.target_kind not in ("real", "boxes", "embeddings"):
+            continue
+        args[i] = a * (value / a.abs().max().clamp_min(1e-12)) if mode == "to" else a * value
+    label = f"{target.input_kind} scaled {mode} {value:g}"
+    return Sample(tuple(args), dict(s.kwargs), name=f"{s.name}, {label}" if s.name else label, plain=s.plain)
+
+
+def _close_low(out: Tensor, want: Tensor, what: str, dtype: torch.dtype, conventions: bool) -> str | None:
+    """How a low-precision result differs from float32: tightly for a lossforge loss (it computes in
+    float32), relative to the result's magnitude for a user's loss (it may compute in ``dtype``)."""
+    if conventions:
+        return mismatch(out, want, what, **low_precision_tolerance(dtype)["value"])
+    rtol = low_precision_compute_tolerance(dtype)
+    scale = float(want.detach().abs().max()) if want.numel() else 0.0
+    return mismatch(out, want, what, rtol=rtol, atol=rtol * scale)
+
+
 @_register("low_precision")
 def check_low_precision(target: CheckTarget, device: torch.device) -> str:
-    """[U3] float16 and bfloat16 inputs (a non-real target stays float32): a float32 result equal to
-    float32 on the rounded inputs; gradients finite, in the input's dtype, close to the float32 ones."""
+    """[U3] float16 and bfloat16 inputs (a non-real target stays float32), on the samples and on a
+    large-magnitude copy (logits at ±30, boxes in pixels): finite value and gradients, close to float32 on
+    the rounded inputs. A lossforge loss returns float32 (it computes half inputs in float32)."""
     base = samples(target, F32, device)
-    for dtype in (torch.float16, torch.bfloat16):
+    cases = list(base)
+    for s in base[:1]:
+        large = _large_sample(target, s)
+        if large is not None:
+            cases.append(large)
+    dtypes = target.low_precision_dtypes
+    if not dtypes:
+        raise Skip("no low-precision dtype asked for")
+    for dtype in dtypes:
         tol = low_precision_tolerance(dtype)
         short = str(dtype).replace("torch.", "")
-        for s in base:
+        limit = torch.finfo(dtype).max
+        for s in cases:
             floating = _rounded_positions(target, s.args)
             if not floating:
                 raise Skip("no floating-point input to round")
@@ -821,20 +943,32 @@ def check_low_precision(target: CheckTarget, device: torch.device) -> str:
                 out = call(target, la, s.kwargs, sample=s.name, **extra)
                 want = call(target, ra, s.kwargs, sample=s.name, **extra)
                 what = f"the {short} result ({r or 'default'}){_label(s)}"
-                if out.dtype != F32:
+                if target.conventions and out.dtype != F32:
                     raise Fail(f"{what} is {str(out.dtype).replace('torch.', '')}, expected float32 "
                                f"(compute half inputs in float32)")
-                _expect(mismatch(out, want, f"{what} vs float32 on the rounded inputs", **tol["value"]))
-                if r == "none" or not positions:
+                representable = out.dtype != dtype or bool((want.detach().abs() <= limit).all())
+                if representable:
+                    _expect(nonfinite(out, what))
+                    _expect(_close_low(out, want, f"{what} vs float32 on the rounded inputs", dtype,
+                                       target.conventions))
+                if r == "none" or not positions or not representable:
                     continue
                 got_g = grads(out, ll, what)
                 want_g = grads(want, rl, "the float32 result")
                 for g, w, leaf, name in zip(got_g, want_g, ll, names):
                     if g.dtype != leaf.dtype:
                         raise Fail(f"the gradient w.r.t. {name} of {what} is {g.dtype}, expected {leaf.dtype}")
-                    _expect(nonfinite(g, f"the {short} gradient", name))
-                    _expect(mismatch(g, w, f"the {short} gradient w.r.t. {name}{_label(s)} vs float32", **tol["grad"]))
-    return f"float16 and bfloat16 on {len(base)} samples: float32 result within rtol " \
+                    _expect(nonfinite(g, f"the {short} gradient{_label(s)}", name))
+                    gwhat = f"the {short} gradient w.r.t. {name}{_label(s)} vs float32"
+                    if target.conventions:
+                        _expect(mismatch(g, w, gwhat, **tol["grad"]))
+                    else:
+                        rtol = low_precision_compute_tolerance(dtype)
+                        _expect(mismatch(g, w, gwhat, rtol=rtol, atol=rtol * float(w.abs().max())))
+    shown = " and ".join(str(d).replace("torch.", "") for d in dtypes)
+    if not target.conventions:
+        return f"{shown} on {len(cases)} samples: finite, close to float32 on the rounded inputs"
+    return f"{shown} on {len(cases)} samples: float32 result within rtol " \
            f"{low_precision_tolerance(torch.float16)['value']['rtol']:g}, gradients in the input dtype"
 
 
@@ -885,12 +1019,13 @@ def check_batch_additivity(target: CheckTarget, device: torch.device) -> str:
     """[U10] ``loss(a ++ b, "sum") == loss(a, "sum") + loss(b, "sum")``; ``none`` concatenates (separable losses)."""
     if not target.separable:
         raise Skip("the loss is declared non-separable (its value couples the batch)")
-    _need_reduction(target)
     tol = tolerance(F64)
     s = plain_sample(target, F64, device)
     n, batch = batch_positions(s.args, target.batch_dim)
     if n < 2:
         raise Skip(f"the plain sample's batch has {n} entries")
+    if not target.accepts_reduction:
+        return _additivity_by_default(target, s, n, batch)
     k = n // 2
     head = take(s.args, batch, slice(0, k), target.batch_dim)
     tail = take(s.args, batch, slice(k, n), target.batch_dim)
@@ -908,12 +1043,32 @@ def check_batch_additivity(target: CheckTarget, device: torch.device) -> str:
     return detail
 
 
+def _additivity_by_default(target: CheckTarget, s: Sample, n: int, batch: list[int]) -> str:
+    """Batch-split additivity of a loss without a ``reduction`` keyword: its value on the batch is the
+    sum of its values on two halves, or their size-weighted mean."""
+    k = n // 2
+    whole = call(target, s.args, s.kwargs, sample=s.name)
+    a = call(target, take(s.args, batch, slice(0, k), target.batch_dim), s.kwargs, sample=f"first {k}")
+    b = call(target, take(s.args, batch, slice(k, n), target.batch_dim), s.kwargs, sample=f"last {n - k}")
+    if whole.dim() != 0 or a.dim() != 0 or b.dim() != 0:
+        raise Skip(f"the loss returns shape {tuple(whole.shape)}, not a scalar, and takes no reduction keyword")
+    tol = tolerance(F64)
+    if mismatch(a + b, whole, "sum", **tol) is None:
+        return f"the loss over {n} equals the sum of the losses over {k} and {n - k} (a sum over samples)"
+    weighted = (k * a + (n - k) * b) / n
+    if mismatch(weighted, whole, "mean", **tol) is None:
+        return f"the loss over {n} equals the size-weighted mean of the losses over {k} and {n - k} " \
+               f"(a mean over samples)"
+    raise Fail(f"the loss over {n} samples is {whole.item():.6g}, over [:{k}] {a.item():.6g} and over [{k}:] "
+               f"{b.item():.6g}: neither their sum ({(a + b).item():.6g}) nor their size-weighted mean "
+               f"({weighted.item():.6g}); a wrong normaliser or batch coupling in a loss that claims to be separable")
+
+
 @_register("permutation")
 def check_permutation(target: CheckTarget, device: torch.device) -> str:
     """[U11] Permuting the batch leaves ``sum`` and ``mean`` unchanged and permutes ``none`` (separable losses)."""
     if not target.separable:
         raise Skip("the loss is declared non-separable (its value couples the batch)")
-    _need_reduction(target)
     tol = tolerance(F64)
     s = plain_sample(target, F64, device)
     n, batch = batch_positions(s.args, target.batch_dim)
@@ -924,6 +1079,11 @@ def check_permutation(target: CheckTarget, device: torch.device) -> str:
         perm = perm.flip(0)
     perm = perm.to(device)
     shuffled = take(s.args, batch, perm, target.batch_dim)
+    if not target.accepts_reduction:
+        ref = call(target, s.args, s.kwargs, sample=s.name)
+        got = call(target, shuffled, s.kwargs, sample="permuted")
+        _expect(mismatch(got, ref, f"the loss on the permuted batch{_label(s)}", **tol))
+        return f"the loss is unchanged by a permutation of {n}"
     for r in ("sum", "mean"):
         ref = call(target, s.args, s.kwargs, sample=s.name, reduction=r)
         got = call(target, shuffled, s.kwargs, sample="permuted", reduction=r)
@@ -1019,6 +1179,8 @@ def check_determinism(target: CheckTarget, device: torch.device) -> str:
 def check_state_dict(target: CheckTarget, device: torch.device) -> str:
     """[U21] ``state_dict`` through ``torch.save``/``torch.load`` into a fresh module gives the same output
     (parameters and float buffers are perturbed first, so a missing entry shows)."""
+    if target.instance is not None:
+        return _instance_state_dict(target, target.instance, device)
     if target.module_factory is None:
         raise Skip("the loss has no module form")
     ss = samples(target, F32, device)
@@ -1050,6 +1212,45 @@ def check_state_dict(target: CheckTarget, device: torch.device) -> str:
     return f"{entries} state entries over {len(ss)} samples survive torch.save/torch.load; outputs equal"
 
 
+def _instance_state_dict(target: CheckTarget, module: nn.Module, device: torch.device) -> str:
+    """A user's module: a perturbed copy's ``state_dict`` through ``torch.save``/``torch.load`` into another
+    copy gives the perturbed copy's output."""
+    import copy
+
+    if not [*module.parameters(), *module.buffers()]:
+        raise Skip("the module has no parameters or buffers")
+    ss = samples(target, F32, device)
+    g = generator(8)
+    changed = copy.deepcopy(module).to(device)
+    with torch.no_grad():
+        for t in [*changed.parameters(), *changed.buffers()]:
+            if t.is_floating_point():
+                t.mul_(1 + 0.05 * torch.rand(t.shape, generator=g).to(t))
+    state = changed.state_dict()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    fresh = copy.deepcopy(module).to(device)
+    try:
+        fresh.load_state_dict(torch.load(buffer, weights_only=True))
+    except Exception as exc:
+        raise Fail(f"reloading the state raised {exc_text(exc)}") from None
+    shape = target.unit_shape or (lambda args: tuple(args[0].shape[:1]))
+    for s in ss:
+        before_fn = UserLoss(changed, name=target.name, mask_shape=shape)
+        try:
+            before = before_fn(*s.args, **s.kwargs)
+        except Exception:  # the perturbed state is invalid for this loss: check the state as built
+            changed, fresh = copy.deepcopy(module).to(device), copy.deepcopy(module).to(device)
+            fresh.load_state_dict(changed.state_dict())
+            before_fn = UserLoss(changed, name=target.name, mask_shape=shape)
+            before = call_checked(before_fn, s.args, s.kwargs, f"the module{_label(s)}")
+        after = call_checked(UserLoss(fresh, name=target.name, mask_shape=shape), s.args, s.kwargs,
+                             f"the reloaded module{_label(s)}")
+        _expect(mismatch(after, before, f"the reloaded module's output{_label(s)}", rtol=0.0, atol=0.0))
+    return f"{len(state)} state entries survive torch.save/torch.load; outputs equal on {len(ss)} samples"
+
+
 @_register("no_grad")
 def check_no_grad(target: CheckTarget, device: torch.device) -> str:
     """[U15] Works under ``torch.no_grad()`` and ``torch.inference_mode()`` (no ``grad_fn``, same value)
@@ -1066,7 +1267,8 @@ def check_no_grad(target: CheckTarget, device: torch.device) -> str:
             raise Fail(f"under {label} the result requires grad")
         _expect(mismatch(out, ref, f"the result under {label}", **tol))
     plain = call(target, s.args, s.kwargs, sample=s.name)
-    if plain.requires_grad:
+    trainable = target.instance is not None and any(p.requires_grad for p in target.instance.parameters())
+    if plain.requires_grad and not trainable:
         raise Fail("the result requires grad although no input does")
     _expect(mismatch(plain, ref, "the result on inputs without grad", **tol))
     if target.module_factory is not None:
@@ -1167,8 +1369,12 @@ def _compile_body(target: CheckTarget, device: torch.device, backend: str) -> st
     # Each refusal costs a trace (about a second), so the reduction and the first two hyper-parameter
     # errors are tried; bad tensors, whose checks are metadata, are left to eager.
     bad: list[tuple[str, Sequence[Any], dict[str, Any], type[BaseException], str]] = []
-    if target.accepts_reduction:
+    if target.accepts_reduction and target.conventions:
         bad.append(("reduction='avg'", s.args, {**s.kwargs, "reduction": "avg"}, ValueError, r"Did you mean 'mean'"))
+    elif target.accepts_reduction:
+        avg = ErrorSample(tuple(s.args), {**s.kwargs, "reduction": "avg"}, Exception, "")
+        if _raises(target, avg):
+            bad.append(("reduction='avg'", s.args, avg.kwargs, Exception, ""))
     for e in _error_inputs(target):
         hyper = bool(e.kwargs) and not any(isinstance(v, Tensor) for v in e.kwargs.values())
         if hyper and not e.at_construction and all(isinstance(a, Tensor) for a in e.args) and _raises(target, e):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -216,7 +216,7 @@ def call_module(target: CheckTarget, sample: Sample, device: torch.device,
     return module, args, call_checked(module, args, call_kwargs, f"module({shown})(...){_on(sample)}")
 
 
-def call_checked(module: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], what: str) -> Tensor:
+def call_checked(module: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], what: str) -> Tensor:
     """``module(*args, **kwargs)``; an exception becomes a failure."""
     try:
         out = module(*args, **kwargs)

@@ -12,8 +12,9 @@ from torch import Tensor, nn
 
 from .._core.registry import LossSpec
 from .._core.samples import ErrorSample, Sample
+from ._inputs import task_of_spec
 
-__all__ = ["CheckResult", "CheckTarget", "ModuleForSample", "Status"]
+__all__ = ["KEYWORD_NAMES", "LOW_PRECISION", "CheckResult", "CheckTarget", "ModuleForSample", "Status"]
 
 Status = Literal["passed", "failed", "skipped"]
 SampleFn = Callable[[torch.dtype, "torch.device | str"], list[Sample]]
@@ -46,6 +47,9 @@ class CheckResult:
 
 
 _TARGET_NAMES = ("target", "targets", "y", "labels", "label")
+#: Keywords the checks pass by name, never positionally (even when a user's loss declares them positional).
+KEYWORD_NAMES = frozenset({"reduction", "sample_weight", "mask", "ignore_index"})
+LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def _no_errors() -> list[ErrorSample]:
@@ -85,6 +89,13 @@ class CheckTarget:
             stacked views ``(K, N, ...)``).
         exact_gradient: ``False`` when the gradient is by design not the derivative of the value
             (detached self-paced weights), so finite differences do not apply.
+        task: The task whose family battery applies (a key of :data:`~lossforge.verify.TASKS`), or ``None``.
+        conventions: Hold the loss to lossforge's own conventions too (signature, docstring, error
+            messages, the empty policy's exact 0.0, a float32 result for half inputs). ``False`` for a
+            user's loss, which is checked for correctness only.
+        instance: The module a user's loss is (its ``state_dict`` is checked), or ``None``.
+        unit_shape: ``args -> shape`` of a ``mask`` for a loss that takes one but no ``reduction``.
+        low_precision_dtypes: The dtypes compared with float32 (``low_precision``, ``autocast``).
     """
 
     name: str
@@ -103,6 +114,11 @@ class CheckTarget:
     exact_gradient: bool = True
     batch_dim: int = 0
     single_backward: bool = False
+    task: str | None = None
+    conventions: bool = True
+    instance: nn.Module | None = None
+    unit_shape: Callable[[tuple[Any, ...]], tuple[int, ...]] | None = None
+    low_precision_dtypes: tuple[torch.dtype, ...] = LOW_PRECISION
     signature: inspect.Signature | None = field(init=False, repr=False)
     arg_names: tuple[str, ...] = field(init=False, repr=False)
     keyword_defaults: dict[str, Any] = field(init=False, repr=False)
@@ -119,9 +135,11 @@ class CheckTarget:
         self.signature = sig
         params = {} if sig is None else dict(sig.parameters)
         positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        self.arg_names = tuple(p.name for p in params.values() if p.kind in positional and p.default is p.empty)
+        self.arg_names = tuple(p.name for p in params.values()
+                               if p.kind in positional and p.default is p.empty and p.name not in KEYWORD_NAMES)
+        by_name = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         self.keyword_defaults = {n: p.default for n, p in params.items()
-                                 if p.kind == inspect.Parameter.KEYWORD_ONLY and p.default is not p.empty}
+                                 if p.kind in by_name and p.default is not p.empty}
         self.accepts_reduction = "reduction" in params
         self.accepts_sample_weight = "sample_weight" in params
         self.accepts_mask = "mask" in params
@@ -160,6 +178,40 @@ class CheckTarget:
         """The name of positional argument ``position`` (``args[i]`` when unknown)."""
         return self.arg_names[position] if position < len(self.arg_names) else f"args[{position}]"
 
+    def with_options(self, **options: Any) -> Callable[..., Tensor] | None:
+        """The loss with some hyper-parameters changed (``gamma=0.0``), or ``None`` when it has no such
+        options: passed as keywords to a function that takes them, set on a copy of a module."""
+        if self.signature is not None and all(k in self.signature.parameters for k in options):
+            fn = self.function
+            return lambda *args, **kwargs: fn(*args, **{**options, **kwargs})
+        change = getattr(self.function, "with_options", None)
+        if callable(change):
+            changed: Callable[..., Tensor] | None = change(**options)
+            return changed
+        return None
+
+    @classmethod
+    def from_callable(cls, obj: Any, task: str | None = None, inputs: Any = None, **settings: Any) -> CheckTarget:
+        """The target for any loss: a registered name, a function, an ``nn.Module`` class or instance.
+
+        Args:
+            obj: The loss. A registered name, function or module class gives :meth:`from_spec`'s target.
+            task: Selects generated inputs and the family battery (a key of
+                :data:`~lossforge.verify.TASKS`); needed for an unregistered loss unless ``inputs`` is given.
+            inputs: The loss's own positional tensors (a tuple), a :class:`~lossforge.Sample`, a list of
+                samples, or ``(dtype, device) -> list[Sample]``; floating tensors are cast per check.
+            settings: ``name``, ``separable`` (override the task's claim) or
+                ``low_precision_dtypes``.
+
+        Raises:
+            ValueError: For an unknown task or registered name, or an unregistered loss without ``task``
+                or ``inputs``.
+            TypeError: If ``obj`` is not callable.
+        """
+        from ._user import target_for
+
+        return target_for(obj, task=task, inputs=inputs, **settings)
+
     @classmethod
     def from_spec(cls, spec: LossSpec) -> CheckTarget:
         """The target for a registered loss."""
@@ -180,4 +232,5 @@ class CheckTarget:
             exact_gradient=bool(spec.extra.get("exact_gradient", True)),
             batch_dim=int(spec.extra.get("batch_dim", 0)),
             single_backward=bool(spec.extra.get("single_backward", False)),
+            task=task_of_spec(spec),
         )

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 __all__ = [
-    "COMPILE", "COMPILE_ERRORS", "EXTREME", "GRADCHECK", "GRADCHECK_FULL_MAX", "low_precision_tolerance", "tolerance",
+    "COMPILE", "COMPILE_ERRORS", "EXTREME", "GRADCHECK", "GRADCHECK_FULL_MAX", "low_precision_compute_tolerance",
+    "low_precision_tolerance", "tolerance",
 ]
 
 #: (rtol, atol) for two computations of one quantity in one dtype
@@ -28,6 +29,10 @@ _SAME_DTYPE: dict[torch.dtype, tuple[float, float]] = {
 #: (rtol, atol) for the float32 result of a half/bfloat16 input against the
 #: float32 computation on the rounded inputs (the loss computes in float32).
 _LOW_PRECISION_VALUE = (1e-4, 1e-5)
+
+#: Relative tolerance, scaled by the largest magnitude, for a loss that computes in the half dtype
+#: itself (a user's loss may): a few roundings of the dtype's resolution.
+_LOW_PRECISION_COMPUTE: dict[torch.dtype, float] = {torch.float16: 1e-2, torch.bfloat16: 6e-2}
 
 #: ``torch.autograd.gradcheck`` settings (float64 inputs).
 GRADCHECK: dict[str, float] = {"eps": 1e-6, "atol": 1e-5, "rtol": 1e-3}
@@ -60,3 +65,8 @@ def low_precision_tolerance(dtype: torch.dtype) -> dict[str, dict[str, float]]:
     """
     rtol, atol = _LOW_PRECISION_VALUE
     return {"value": {"rtol": rtol, "atol": atol}, "grad": tolerance(dtype)}
+
+
+def low_precision_compute_tolerance(dtype: torch.dtype) -> float:
+    """Relative tolerance (times the largest magnitude) for a result computed in ``dtype`` itself."""
+    return _LOW_PRECISION_COMPUTE.get(dtype, _LOW_PRECISION_COMPUTE[torch.bfloat16])
