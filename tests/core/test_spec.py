@@ -88,7 +88,7 @@ def test_unknown_argument_names_the_loss():
 
 
 def test_bad_container_types():
-    with pytest.raises(TypeError, match="spec must be a str, dict, list or nn.Module, got int"):
+    with pytest.raises(TypeError, match=r"spec must be a str, dict, list or nn\.Module, got int"):
         lf.build(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"a dict spec needs a 'loss' key, got keys \['gamma'\]"):
         lf.build({"gamma": 2})
