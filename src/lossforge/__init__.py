@@ -13,7 +13,7 @@ from ._core.compose import UncertaintyWeighting, WeightedSum
 from ._core.decorator import elementwise_loss
 from ._core.errors import LossforgeError, ShapeError
 from ._core.reduction import REDUCTIONS, reduce_loss
-from ._core.registry import LossSpec, get_loss, list_losses, register_loss
+from ._core.registry import LossSpec, get_loss, list_losses, register_loss, unregister_loss
 from ._core.samples import ErrorSample, Sample
 from ._core.spec import build
 from ._core.validation import set_validation, validation, validation_enabled
@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "functional", "Loss", "FunctionLoss", "WeightedSum", "UncertaintyWeighting", "elementwise_loss",
     "LossforgeError", "ShapeError", "REDUCTIONS", "reduce_loss", "LossSpec", "get_loss", "list_losses",
-    "register_loss", "class_balanced_weights", "Sample", "ErrorSample", "build", "validation",
+    "register_loss", "unregister_loss", "class_balanced_weights", "Sample", "ErrorSample", "build", "validation",
     "validation_enabled", "set_validation", "check", "CheckReport",
     *sorted(n for n in vars(_losses) if n[:1].isupper()),
 ]

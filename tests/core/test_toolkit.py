@@ -86,6 +86,8 @@ def test_elementwise_loss_decorator_signature_module_and_registration():
         scaled_l1.Module(scal=2.0)
     with pytest.raises(ValueError, match="already registered"):
         lf.register_loss(lf.get_loss("test_scaled_l1"))
+    lf.unregister_loss("test_scaled_l1")
+    assert "test_scaled_l1" not in lf.list_losses()
 
 
 def test_elementwise_loss_rejects_reserved_keywords():

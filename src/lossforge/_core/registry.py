@@ -11,7 +11,7 @@ import torch
 from .errors import did_you_mean
 from .samples import ErrorSample, Sample
 
-__all__ = ["LossSpec", "register_loss", "get_loss", "list_losses", "name_of", "FAMILIES"]
+__all__ = ["LossSpec", "register_loss", "unregister_loss", "get_loss", "list_losses", "name_of", "FAMILIES"]
 
 FAMILIES = (
     "regression", "classification", "segmentation", "metric", "boxes", "image",
@@ -112,6 +112,17 @@ def register_loss(spec: LossSpec | None = None, /, *, replace: bool = False, **f
         _ALIASES[alias] = spec.name
     if spec.module is not None:
         _BY_MODULE[spec.module] = spec.name
+    return spec
+
+
+def unregister_loss(name: str) -> LossSpec:
+    """Remove a loss (and its aliases) from the registry; returns its spec. For tests and notebooks."""
+    spec = get_loss(name)
+    del _REGISTRY[spec.name]
+    for alias in spec.aliases:
+        _ALIASES.pop(alias, None)
+    if spec.module is not None:
+        _BY_MODULE.pop(spec.module, None)
     return spec
 
 
