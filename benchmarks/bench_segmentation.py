@@ -242,8 +242,11 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", default="", help="comma-separated sections: region, lovasz, distance")
     parser.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory probes")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--memory-case", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.memory_case:
         _memory_case(args.memory_case, args.quick)
         return ""

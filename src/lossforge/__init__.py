@@ -20,6 +20,7 @@ from ._core.validation import set_validation, validation, validation_enabled
 from .losses import *  # noqa: F403
 from .losses._classification import class_balanced_weights
 from .verify import CheckReport, check
+from .wrappers import ClassSelect, DeepSupervision
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,6 @@ __all__ = [
     "functional", "Loss", "FunctionLoss", "WeightedSum", "UncertaintyWeighting", "elementwise_loss",
     "LossforgeError", "ShapeError", "REDUCTIONS", "reduce_loss", "LossSpec", "get_loss", "list_losses",
     "register_loss", "unregister_loss", "class_balanced_weights", "Sample", "ErrorSample", "build", "validation",
-    "validation_enabled", "set_validation", "check", "CheckReport",
+    "validation_enabled", "set_validation", "check", "CheckReport", "DeepSupervision", "ClassSelect",
     *sorted(n for n in vars(_losses) if n[:1].isupper()),
 ]

@@ -481,21 +481,35 @@ def test_fused_softmax_kernel_equals_plain_autograd(monkeypatch, block, with_kee
     g = torch.Generator().manual_seed(9)
     x = torch.randn(2, 3, 9, generator=g, dtype=F64, requires_grad=True)
     t = torch.randint(0, 3, (2, 9), generator=g)
-    keep = (torch.rand(2, 9, generator=g) > 0.2) if with_keep else None
-    km = 1.0 if keep is None else keep.to(F64)
+    ignore = None
+    km = 1.0
+    if with_keep:
+        ignore = 255
+        keep = torch.rand(2, 9, generator=g) > 0.2
+        t = torch.where(keep, t, 255)
+        km = keep.to(F64)
 
     def masked(outs):  # log p_t is a placeholder at ignored pixels
         return [o * km if i == 0 else o for i, o in enumerate(outs[:3])]
 
-    a, b = masked(K._SoftmaxIndexFn.apply(x, t, keep)), masked(K._softmax_index_plain(x, t, keep))
+    a = masked(K._SoftmaxIndexFn.apply(x, t, ignore, True))
+    b = masked(K._softmax_index_plain(x, t, ignore))
     for u, v in zip(a, b):
         torch.testing.assert_close(u, v, **CLOSE)
     w = [torch.randn(u.shape, generator=g, dtype=F64) for u in a]
-    ga = torch.autograd.grad(sum((u * v).sum() for u, v in zip(a, w)), x)[0]
-    gb = torch.autograd.grad(sum((u * v).sum() for u, v in zip(b, w)), x)[0]
+    ga = torch.autograd.grad(sum((u * v).sum() for u, v in zip(a, w)), x, retain_graph=True)[0]
+    gb = torch.autograd.grad(sum((u * v).sum() for u, v in zip(b, w)), x, retain_graph=True)[0]
     torch.testing.assert_close(ga, gb, **CLOSE)
-    assert torch.autograd.gradcheck(lambda z: masked(K._SoftmaxIndexFn.apply(z, t, keep)), (x,))
-    assert torch.autograd.gradgradcheck(lambda z: masked(K._SoftmaxIndexFn.apply(z, t, keep)), (x,))
+    # each output alone (the backward's branches), and without log p_t
+    for k in range(3):
+        gk = torch.autograd.grad((a[k] * w[k]).sum(), x, retain_graph=True)[0]
+        torch.testing.assert_close(gk, torch.autograd.grad((b[k] * w[k]).sum(), x, retain_graph=True)[0], **CLOSE)
+    lean = K._SoftmaxIndexFn.apply(x, t, ignore, False)
+    assert lean[0].numel() == 0
+    torch.testing.assert_close(torch.autograd.grad((lean[1] * w[1]).sum() + (lean[2] * w[2]).sum(), x)[0],
+                               torch.autograd.grad((b[1] * w[1]).sum() + (b[2] * w[2]).sum(), x)[0], **CLOSE)
+    assert torch.autograd.gradcheck(lambda z: masked(K._SoftmaxIndexFn.apply(z, t, ignore, True)), (x,))
+    assert torch.autograd.gradgradcheck(lambda z: masked(K._SoftmaxIndexFn.apply(z, t, ignore, True)), (x,))
 
 
 @pytest.mark.parametrize("block", [1 << 18, 8])

@@ -27,14 +27,21 @@ _CHUNK = 16384  # lines per envelope batch
 
 
 def _first_pass(sites: Tensor, dtype: torch.dtype, big: float) -> Tensor:
-    """Squared distance to the nearest site along the last axis (``big`` where the line has none)."""
+    """Squared distance to the nearest site along the last axis (``big`` where the line has none).
+
+    Arithmetic instead of ``torch.where`` (several times slower on CPU), int32 scans (several times
+    faster than int64): a position without a site to its left (right) gets one at ``-far``, whose
+    squared distance is above ``big``.
+    """
     n = sites.shape[-1]
-    idx = torch.arange(n, device=sites.device, dtype=torch.int32)
-    far = torch.tensor(4 * n + 4, dtype=torch.int32, device=sites.device)
-    left = torch.where(sites, idx, -far).cummax(-1).values  # int32 scans: several times faster than int64
-    right = torch.where(sites.flip(-1), idx, -far).cummax(-1).values.flip(-1)  # from the right, mirrored
+    far = int(big ** 0.5) + n + 1
+    shifted = torch.arange(far, far + n, device=sites.device, dtype=torch.int32)  # idx + far
+    s = sites.to(torch.int32)
+    left = (s * shifted).cummax(-1).values - far  # last site at or before idx, else -far
+    right = (s.flip(-1) * shifted).cummax(-1).values.flip(-1) - far  # mirrored: n - 1 - next site
+    idx = shifted - far
     d = torch.minimum(idx - left, (n - 1 - right) - idx).to(dtype)
-    return torch.where(d > n, big, d * d)
+    return torch.minimum(d * d, torch.tensor(big, dtype=dtype, device=d.device))
 
 
 def _envelope(f: Tensor) -> Tensor:
@@ -118,27 +125,32 @@ def squared_edt(sites: Tensor) -> Tensor:
     Returns:
         float64 ``(B, *spatial)``; ``inf`` throughout an image without any site.
     """
-    sites = sites.detach()
-    if sites.numel() == 0:
-        return sites.to(torch.float64)
-    # a sentinel above every squared distance of the image; float32 while its integers are exact
-    big = 4.0 * sum(s * s for s in sites.shape[1:]) + 4.0
-    dtype = torch.float32 if big < 2.0 ** 22 else torch.float64
-    f = _first_pass(sites, dtype, big)
-    for dim in range(sites.dim() - 2, 0, -1):
-        f = _pass(f, dim)
+    f, big = _squared_edt(sites)
     return torch.where(f >= big / 2, float("inf"), f.to(torch.float64))
 
 
-def _distances(mask: Tensor, empty: Tensor) -> tuple[Tensor, Tensor]:
-    """``(d_out, d_in)``: distance to the mask for outside pixels, to the background for inside ones.
+def _squared_edt(sites: Tensor) -> tuple[Tensor, float]:
+    """``(f, big)``: squared distances, ``big`` (above every squared distance) where an image has no site."""
+    sites = sites.detach()
+    # a sentinel above every squared distance of the image; float32 while its integers are exact
+    big = 4.0 * sum(s * s for s in sites.shape[1:]) + 4.0
+    dtype = torch.float32 if big < 2.0 ** 22 else torch.float64
+    if sites.numel() == 0:
+        return sites.to(dtype), big
+    f = _first_pass(sites, dtype, big)
+    for dim in range(sites.dim() - 2, 0, -1):
+        f = _pass(f, dim)
+    return f, big
 
-    ``empty`` (broadcastable, float64) replaces the distance where the other side does not exist.
+
+def _distances(mask: Tensor, empty: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """``(d_out, d_in)``: distance to the mask (0 inside), distance to the background (0 outside).
+
+    ``empty`` (at least the image diagonal) replaces the distance where the other side does not exist.
     """
-    both = squared_edt(torch.cat([mask, ~mask])).sqrt()
+    f, _ = _squared_edt(torch.cat([mask, ~mask]))
+    both = f.to(dtype).sqrt_().clamp_(max=empty)  # the sentinel's root exceeds the diagonal: it becomes `empty`
     d_out, d_in = both.chunk(2)
-    d_out = torch.where(torch.isinf(d_out), empty, d_out)
-    d_in = torch.where(torch.isinf(d_in), empty, d_in)
     return d_out, d_in
 
 
@@ -146,19 +158,17 @@ def _diagonal(mask: Tensor) -> float:
     return float(sum(s * s for s in mask.shape[1:]) ** 0.5)
 
 
-def signed_distance(mask: Tensor) -> Tensor:
+def signed_distance(mask: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
     """``d_out - d_in`` per pixel of ``mask`` ``(B, *spatial)``: positive outside, negative inside.
 
     An image without foreground is ``+L`` everywhere and an image without background ``-L``,
     with ``L`` the length of the image's diagonal (the largest distance it can hold).
     """
-    empty = torch.tensor(_diagonal(mask), dtype=torch.float64, device=mask.device)
-    d_out, d_in = _distances(mask, empty)
-    return torch.where(mask, -d_in, d_out)
+    d_out, d_in = _distances(mask, _diagonal(mask), dtype)
+    return d_out - d_in  # each is 0 on the other side
 
 
-def unsigned_distance(mask: Tensor) -> Tensor:
+def unsigned_distance(mask: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
     """Distance of every pixel to the nearest pixel of the other label (``L`` where there is none)."""
-    empty = torch.tensor(_diagonal(mask), dtype=torch.float64, device=mask.device)
-    d_out, d_in = _distances(mask, empty)
-    return torch.where(mask, d_in, d_out)
+    d_out, d_in = _distances(mask, _diagonal(mask), dtype)
+    return d_out + d_in

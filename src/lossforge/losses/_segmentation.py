@@ -120,8 +120,11 @@ def _spatial(logits: Tensor, loss: str, *, need_spatial: bool) -> None:
 
 
 def _multiclass_target(logits: Tensor, target: Tensor, ignore_index: int | None, loss: str, *,
-                       need_spatial: bool = False) -> tuple[Tensor, Tensor | None, bool]:
-    """Checks; returns ``(target, keep, soft)``: sanitised indices ``(N, *)`` or probabilities ``(N, C, *)``."""
+                       need_spatial: bool = False, sanitise: bool = True) -> tuple[Tensor, Tensor | None, bool]:
+    """Checks; returns ``(target, keep, soft)``: sanitised indices ``(N, *)`` or probabilities ``(N, C, *)``.
+
+    With ``sanitise=False`` index targets are returned as given (the fused kernel sanitises block by block).
+    """
     check_float(logits, "logits", loss)
     _spatial(logits, loss, need_spatial=need_spatial)
     if logits.shape[1] < 2:
@@ -138,16 +141,16 @@ def _multiclass_target(logits: Tensor, target: Tensor, ignore_index: int | None,
     check_index_target(target, loss)
     check_class_target_shape(logits, target, loss)
     check_index_range(target, logits.shape[1], loss, ignore_index)
+    if not sanitise:
+        return target, None, False
     safe, keep = ignore_index_mask(target, ignore_index)
     return safe, keep, False
 
 
 def _softmax_target_provider(logits: Tensor, target: Tensor, ignore_index: int | None) -> RegionStats:
     """Shared node of ``softmax_target``: the fused statistics, with ``log_pt`` in the target's shape."""
-    safe, keep = ignore_index_mask(target, ignore_index)
     n, c, px = *logits.shape[:2], _pixels(logits)
-    stats = softmax_index_stats(logits.reshape(n, c, px), safe.reshape(n, px),
-                                None if keep is None else keep.reshape(n, px))
+    stats = softmax_index_stats(logits.reshape(n, c, px), target.reshape(n, px), ignore_index, need_log_pt=True)
     log_pt = stats.log_pt
     return stats._replace(log_pt=None if log_pt is None else log_pt.reshape(target.shape))
 
@@ -157,15 +160,14 @@ register_provider("softmax_target", _softmax_target_provider)
 
 def _multiclass_stats(logits: Tensor, target: Tensor, ignore_index: int | None, loss: str) -> RegionStats:
     """``(N, C)`` statistics of softmax probabilities against indices or class probabilities."""
-    safe, keep, soft = _multiclass_target(logits, target, ignore_index, loss)
+    safe, _, soft = _multiclass_target(logits, target, ignore_index, loss, sanitise=False)
     n, c, px = *logits.shape[:2], _pixels(logits)
     if soft:
         return softmax_soft_stats(logits.reshape(n, c, px), safe.reshape(n, c, px))
     shared = provided("softmax_target", logits, target, ignore_index)
     if shared is not None:
         return shared  # type: ignore[no-any-return]
-    return softmax_index_stats(logits.reshape(n, c, px), safe.reshape(n, px),
-                               None if keep is None else keep.reshape(n, px))
+    return softmax_index_stats(logits.reshape(n, c, px), target.reshape(n, px), ignore_index)
 
 
 def _binary_target(logits: Tensor, target: Tensor, ignore_index: int | None, loss: str, *,
@@ -185,7 +187,7 @@ def _binary_target(logits: Tensor, target: Tensor, ignore_index: int | None, los
     keep = None
     if ignore_index is not None:
         keep = t != ignore_index
-        t = torch.where(keep, t, torch.zeros((), dtype=t.dtype, device=t.device))
+        t = t * keep
     check_probabilities(t, "target", loss)
     return t, keep
 
@@ -1321,7 +1323,7 @@ def _flat(x: Tensor) -> Tensor:
 def _pixel_sum(x: Tensor, keep: Tensor | None) -> Tensor:
     """Sum over the spatial dimensions of ``x`` ``(N, K, *)``, counting only kept pixels."""
     if keep is not None:
-        x = torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        x = x * keep
     return _flat(x).sum(-1)
 
 
@@ -1369,8 +1371,7 @@ def _lovasz(errors: Tensor, fg: Tensor, keep: Tensor | None, g: Tensor, *, per_i
     e = _flat(errors)
     f = _flat(fg)
     valid = None if keep is None else _flat(keep.expand(n, keep.shape[1], *errors.shape[2:])).expand(n, k, -1)
-    gm = _flat(g) if valid is None else torch.where(valid, _flat(g), torch.zeros((), dtype=e.dtype,
-                                                                                    device=e.device))
+    gm = _flat(g) if valid is None else _flat(g) * valid
     if per_image:
         px = e.shape[-1]
         u = lovasz_rows(e.reshape(n * k, px), f.reshape(n * k, px),
@@ -1467,7 +1468,7 @@ def lovasz_softmax_loss(
     index = _class_index(classes, num_classes, p, loss)
     p, g, hard = _sel(index, p), _sel(index, g), _sel(index, hard)
     fg: Tensor = hard if is_hard else g
-    errors = torch.where(hard, 1.0 - p, p) if is_hard else (g - p).abs()
+    errors = (g - p).abs()
     u, tsum, cnt, local = _lovasz(errors, fg, keep, g, per_image=per_image, sync_dist=sync_dist, group=process_group)
     cw = check_class_weight(class_weight, num_classes, p, loss)
     if cw is not None and index is not None:
@@ -1577,7 +1578,7 @@ def _boundary(logits: Tensor, target: Tensor, *, binary: bool, loss: str, per_im
     p, g, hard, keep, index, num_classes = _map_parts(logits, target, ignore_index, classes, loss, binary=binary)
     n, k = p.shape[:2]
     with torch.no_grad():
-        phi = signed_distance(hard.reshape(n * k, *_spatial_shape(hard))).reshape(hard.shape).to(p.dtype)
+        phi = signed_distance(hard.reshape(n * k, *_spatial_shape(hard)), p.dtype).reshape(hard.shape)
     parts = [_pixel_sum(phi * (p - g), keep), _pixel_sum(g, keep), _counts(keep, p)]
     return _map_loss(parts, lambda s: _mean_of(s[0], s[-1]), class_weight=class_weight, index=index,
                      num_classes=num_classes, per_image=per_image, skip_empty=skip_empty, sync_dist=sync_dist,
@@ -1733,7 +1734,7 @@ def _hausdorff(logits: Tensor, target: Tensor, *, binary: bool, loss: str, alpha
     n, k = p.shape[:2]
     with torch.no_grad():
         masks = torch.cat([(p > 0.5), hard]).reshape(2 * n * k, *_spatial_shape(p))
-        d_pred, d_true = unsigned_distance(masks).reshape(2, *p.shape).to(p.dtype).unbind(0)
+        d_pred, d_true = unsigned_distance(masks, p.dtype).reshape(2, *p.shape).unbind(0)
         weight = d_pred.pow(alpha) + d_true.pow(alpha)
     parts = [_pixel_sum((p - g).square() * weight, keep), _pixel_sum(g, keep), _counts(keep, p)]
     return _map_loss(parts, lambda s: _mean_of(s[0], s[-1]), class_weight=class_weight, index=index,
