@@ -79,7 +79,11 @@ def plan_chunks(rows: int, vocab: int, buffers: int, chunk_size: int | tuple[int
     fit = budget // per_row
     if fit >= MIN_ROWS:
         fit = fit // 16 * 16 if fit >= 64 else fit
-        return int(min(fit, max(rows, 1))), vocab
+        # about equal chunks (no small, inefficient last one), rounded up to a multiple of 32 rows: the
+        # chunk is the small dimension of the products, and CPU GEMMs slow down badly off their tile sizes
+        chunks = -(-max(rows, 1) // fit)
+        even = -(-max(rows, 1) // chunks)
+        return int(min(-(-even // 32) * 32, fit, max(rows, 1))), vocab
     block = max(budget // (MIN_ROWS * buffers * itemsize), 1)
     return MIN_ROWS, int(min(block, vocab))
 
