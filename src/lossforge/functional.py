@@ -15,6 +15,7 @@ from .losses import (
     _ranking,
     _regression,
     _segmentation,
+    _sequence,
 )
 from .losses._binary import *  # noqa: F403
 from .losses._boxes import *  # noqa: F403
@@ -27,6 +28,7 @@ from .losses._metric import *  # noqa: F403
 from .losses._ranking import *  # noqa: F403
 from .losses._regression import *  # noqa: F403
 from .losses._segmentation import *  # noqa: F403
+from .losses._sequence import *  # noqa: F403
 
 _FAMILIES = (
     _binary,
@@ -40,5 +42,6 @@ _FAMILIES = (
     _ranking,
     _regression,
     _segmentation,
+    _sequence,
 )
 __all__ = [name for module in _FAMILIES for name in module.__all__ if not name[:1].isupper()]
