@@ -12,10 +12,12 @@ from .losses import (
     _llm,
     _margin,
     _metric,
+    _multilabel,
     _ranking,
     _regression,
     _segmentation,
     _sequence,
+    _sparsemax,
 )
 from .losses._binary import *  # noqa: F403
 from .losses._boxes import *  # noqa: F403
@@ -25,10 +27,12 @@ from .losses._image import *  # noqa: F403
 from .losses._llm import *  # noqa: F403
 from .losses._margin import *  # noqa: F403
 from .losses._metric import *  # noqa: F403
+from .losses._multilabel import *  # noqa: F403
 from .losses._ranking import *  # noqa: F403
 from .losses._regression import *  # noqa: F403
 from .losses._segmentation import *  # noqa: F403
 from .losses._sequence import *  # noqa: F403
+from .losses._sparsemax import *  # noqa: F403
 
 _FAMILIES = (
     _binary,
@@ -39,9 +43,11 @@ _FAMILIES = (
     _llm,
     _margin,
     _metric,
+    _multilabel,
     _ranking,
     _regression,
     _segmentation,
     _sequence,
+    _sparsemax,
 )
 __all__ = [name for module in _FAMILIES for name in module.__all__ if not name[:1].isupper()]

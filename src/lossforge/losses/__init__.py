@@ -8,9 +8,11 @@ from ._image import *  # noqa: F403
 from ._llm import *  # noqa: F403
 from ._margin import *  # noqa: F403
 from ._metric import *  # noqa: F403
+from ._multilabel import *  # noqa: F403
 from ._ranking import *  # noqa: F403
 from ._regression import *  # noqa: F403
 from ._segmentation import *  # noqa: F403
 from ._sequence import *  # noqa: F403
+from ._sparsemax import *  # noqa: F403
 
 # No __all__ here: the star imports above re-export each family's public names (type checkers follow them).
