@@ -18,6 +18,7 @@ from .losses import (
     _segmentation,
     _sequence,
     _sparsemax,
+    _unified_focal,
     _wasserstein_dice,
 )
 from .losses._binary import *  # noqa: F403
@@ -34,6 +35,7 @@ from .losses._regression import *  # noqa: F403
 from .losses._segmentation import *  # noqa: F403
 from .losses._sequence import *  # noqa: F403
 from .losses._sparsemax import *  # noqa: F403
+from .losses._unified_focal import *  # noqa: F403
 from .losses._wasserstein_dice import *  # noqa: F403
 
 _FAMILIES = (
@@ -51,6 +53,7 @@ _FAMILIES = (
     _segmentation,
     _sequence,
     _sparsemax,
+    _unified_focal,
     _wasserstein_dice,
 )
 __all__ = [name for module in _FAMILIES for name in module.__all__ if not name[:1].isupper()]

@@ -14,6 +14,7 @@ from ._regression import *  # noqa: F403
 from ._segmentation import *  # noqa: F403
 from ._sequence import *  # noqa: F403
 from ._sparsemax import *  # noqa: F403
+from ._unified_focal import *  # noqa: F403
 from ._wasserstein_dice import *  # noqa: F403
 
 # No __all__ here: the star imports above re-export each family's public names (type checkers follow them).
