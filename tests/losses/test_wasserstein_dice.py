@@ -61,6 +61,25 @@ def test_ignored_pixels_are_left_out() -> None:
                                gwd(x[..., :4], t[:, :4], distance_matrix=M, reduction="none"))
 
 
+def test_image_with_every_pixel_ignored_is_left_out() -> None:
+    x = torch.randn(2, 4, 6, dtype=torch.float64, requires_grad=True)
+    t = torch.randint(0, 4, (2, 6))
+    t[0] = -100
+    out = gwd(x, t, distance_matrix=M)
+    torch.testing.assert_close(out, gwd(x[1:], t[1:], distance_matrix=M))
+    t[1] = -100
+    nothing = gwd(x, t, distance_matrix=M)
+    (g,) = torch.autograd.grad(nothing, x)
+    assert float(nothing.detach()) == 0.0 and float(g.abs().max()) == 0.0
+
+
+def test_absent_class_gives_finite_gradients() -> None:
+    x = torch.randn(2, 4, 5, 5, dtype=torch.float64, requires_grad=True)
+    t = torch.randint(0, 3, (2, 5, 5))  # class 3 absent
+    (g,) = torch.autograd.grad(gwd(x, t, distance_matrix=M), x)
+    assert torch.isfinite(g).all()
+
+
 def test_module_and_spec() -> None:
     x, t = torch.randn(2, 4, 3, 3), torch.randint(0, 4, (2, 3, 3))
     module = lf.GeneralizedWassersteinDiceLoss(distance_matrix=M.float())

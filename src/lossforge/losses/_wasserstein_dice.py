@@ -103,7 +103,9 @@ def generalized_wasserstein_dice_loss(
         An image with only background, predicted as background, scores about 0 (perfect) thanks to
         the smoothing: without it (``smooth_nr = smooth_dr = 0``) its true positives are 0 and any
         residual error gives 1, so keep the smoothing for images that may hold no foreground. An
-        image with nothing at all to count (every pixel ignored) scores 0.
+        image with every pixel ignored is left out of the mean (and 0.0 when every image is).
+        Index targets only (no soft labels), and no per-class options: the score is one number
+        per image over all classes.
 
     References:
         Fidon et al., *Generalised Wasserstein Dice Score for Imbalanced Multi-class Segmentation
@@ -145,7 +147,11 @@ def generalized_wasserstein_dice_loss(
     defined = denominator > 0
     u = 1 - numerator / torch.where(defined, denominator, torch.ones_like(denominator))
     u = torch.where(defined, u, u.new_zeros(()))
-    return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name=_LOSS)
+    if keep is None:
+        return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name=_LOSS)
+    counted = keep.flatten(1).any(1) if keep.dim() > 1 else keep  # an image with every pixel ignored: left out
+    u = torch.where(counted, u, u.new_zeros(()))
+    return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, keep=counted, loss_name=_LOSS)
 
 
 class GeneralizedWassersteinDiceLoss(FunctionLoss):
