@@ -3,7 +3,8 @@
 Three workloads, every case timed forward + backward, interleaved with its anchor in one process:
 
 1. region losses on 8 x 21 x 512 x 512 logits with class indices (goal: each <= 1.2x torch CE's time and
-   <= 1.1x the logits in peak extra memory; ``dice + cross_entropy`` <= 1.5x CE), with MONAI and kornia;
+   <= 1.1x the logits in peak extra memory; ``dice + cross_entropy`` <= 1.5x CE; ``dice + focal`` shares the
+   same softmax pass), with MONAI and kornia;
 2. Lovász-softmax on 2 x 15 x 256 x 256 (goal: <= 3x CE), with kornia;
 3. boundary and Hausdorff-DT on 2 x 1 x 96^3 (goal: <= 20x Dice), with MONAI (scipy distance maps).
 
@@ -87,6 +88,7 @@ def _region_inputs(quick: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 def _region_cases(quick: bool) -> dict[str, tuple[Callable[..., torch.Tensor], str]]:
     """name -> (loss(logits, index target, binary target), anchor)."""
     dice_ce = lf.build("dice + cross_entropy")
+    dice_focal = lf.build("dice + focal")
     cases: dict[str, tuple[Callable[..., torch.Tensor], str]] = {
         "torch cross_entropy": (lambda x, t, b: F.cross_entropy(x, t), "ce"),
         "dice": (lambda x, t, b: LF.dice_loss(x, t), "ce"),
@@ -96,6 +98,7 @@ def _region_cases(quick: bool) -> dict[str, tuple[Callable[..., torch.Tensor], s
         "generalized_dice": (lambda x, t, b: LF.generalized_dice_loss(x, t), "ce"),
         "mcc": (lambda x, t, b: LF.mcc_loss(x, t), "ce"),
         "dice + cross_entropy (lf.build)": (lambda x, t, b: dice_ce(x, t), "ce"),
+        "dice + focal (lf.build)": (lambda x, t, b: dice_focal(x, t), "ce"),
         "binary_dice (same logits, 0/1 target)": (lambda x, t, b: LF.binary_dice_loss(x, b), "ce"),
         "torch bce_with_logits (same)": (lambda x, t, b: F.binary_cross_entropy_with_logits(x, b), "ce"),
     }

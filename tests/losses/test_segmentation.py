@@ -24,7 +24,11 @@ from lossforge.losses._distance import signed_distance, squared_edt, unsigned_di
 from lossforge.wrappers import ClassSelect, DeepSupervision, resize_target
 
 F64 = torch.float64
-SEG = lf.list_losses("segmentation")
+# The shared region-loss battery: losses with per-class statistics and the family's options (classes=, per_image=,
+# skip_empty=, soft labels). The whole-image scores with their own parameters have their own files:
+# tests/losses/test_wasserstein_dice.py and test_unified_focal.py.
+OWN_OPTIONS = {"generalized_wasserstein_dice", "unified_focal"}
+SEG = [n for n in lf.list_losses("segmentation") if n not in OWN_OPTIONS]
 MULTI = [n for n in SEG if lf.get_loss(n).target_kind == "index"]
 BINARY = [n for n in SEG if lf.get_loss(n).target_kind == "binary"]
 STATS = ["dice", "jaccard", "tversky", "focal_tversky", "mcc"]
@@ -198,6 +202,24 @@ def test_squared_edt_is_exact(shape, p):
     for b in range(1, shape[0]):
         ref = _brute_distance(sites[b], sites[b])
         torch.testing.assert_close(got[b], (ref ** 2).round(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("windows", [(), (1,), (2, 4, 8, 16)])
+def test_squared_edt_windows_and_envelope_agree(monkeypatch, windows):
+    """The windowed min-plus (certified rows) and the lower envelope (the others) give the same exact
+    distances: every split between them equals a brute force, lines longer than 126 (int16 first pass)
+    included."""
+    from lossforge.losses import _distance as D
+
+    monkeypatch.setattr(D, "_WINDOWS", windows)
+    g = torch.Generator().manual_seed(5)
+    for shape, p in (((2, 11, 9, 10), 0.97), ((2, 11, 9, 10), 0.3), ((2, 5, 131), 0.98), ((1, 40, 37), 0.995)):
+        sites = torch.rand(*shape, generator=g) > p
+        sites[0, 0] = True  # noisy and sparse images side by side
+        got = squared_edt(sites)
+        for b in range(shape[0]):
+            ref = _brute_distance(sites[b], sites[b])
+            torch.testing.assert_close(got[b], (ref ** 2).round(), rtol=0, atol=0)
 
 
 def test_signed_and_unsigned_distances():
@@ -543,6 +565,64 @@ def test_lovasz_fast_path_equals_full_sort():
             torch.testing.assert_close(torch.autograd.grad(a.sum(), e)[0], torch.autograd.grad(b.sum(), e)[0], **CLOSE)
 
 
+def _lovasz_general():
+    """``lovasz_softmax_loss`` through the general path (probability maps and ``lovasz_rows``)."""
+    from lossforge.losses import _segmentation as S
+
+    def call(*args, **kwargs):
+        fused = S._lovasz_softmax_fused
+        S._lovasz_softmax_fused = lambda *a, **k: None
+        try:
+            return LF.lovasz_softmax_loss(*args, **kwargs)
+        finally:
+            S._lovasz_softmax_fused = fused
+
+    return call
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+def test_lovasz_softmax_fused_kernel_equals_general_path(dtype):
+    """The fused kernel (one softmax, the overlap sorted once by a packed key, closed-form backward)
+    gives the values and gradients of the general path: ties (rounded logits), probabilities of
+    exactly 1, ignored pixels, absent classes, a class subset, per-image and whole-batch rows."""
+    general = _lovasz_general()
+    g = torch.Generator().manual_seed(12)
+    close = CLOSE if dtype == F64 else dict(rtol=1e-5, atol=1e-6)
+    for trial in range(24):
+        c = 2 + trial % 4
+        x = torch.randn(3, c, 5, 7, generator=g, dtype=F64) * [0.5, 1.0, 4.0, 30.0][trial % 4]
+        if trial % 3 == 0:
+            x = x.round()  # ties between errors
+        if trial % 5 == 0:
+            x[:, 0, 0] = 200.0  # p == 1: zero errors
+        t = torch.randint(0, c, (3, 5, 7), generator=g)
+        t[1][t[1] == c - 1] = 0  # an absent class in image 1
+        if trial % 2 == 0:
+            t[torch.rand(t.shape, generator=g) < 0.3] = -100
+        kw = dict(per_image=trial % 4 < 2, reduction="none")
+        if trial % 6 == 5 and c > 2:
+            kw["classes"] = [c - 1, 0]
+        a = x.to(dtype).requires_grad_(True)
+        b = x.to(dtype).requires_grad_(True)
+        ua, ub = LF.lovasz_softmax_loss(a, t, **kw), general(b, t, **kw)
+        torch.testing.assert_close(ua, ub, **close)
+        w = torch.rand(ua.shape, generator=g, dtype=F64).to(dtype)
+        (ua * w).sum().backward()
+        (ub * w).sum().backward()
+        torch.testing.assert_close(a.grad, b.grad, **close)
+
+
+def test_lovasz_softmax_fused_kernel_gradcheck():
+    x = torch.randn(2, 3, 4, 5, dtype=F64, requires_grad=True)
+    t = torch.randint(0, 3, (2, 4, 5))
+    t[0, 0, 0] = -100
+    for per_image in (True, False):
+        kw = dict(per_image=per_image)
+        assert torch.autograd.gradcheck(lambda z, kw=kw: LF.lovasz_softmax_loss(z, t, **kw), (x,))
+        assert torch.autograd.gradgradcheck(lambda z, kw=kw: LF.lovasz_softmax_loss(z, t, classes=[2, 0], **kw),
+                                            (x,))
+
+
 # ======================================================================= shared softmax in compositions
 
 
@@ -568,6 +648,58 @@ def test_dice_plus_cross_entropy_shares_one_softmax_pass(monkeypatch):
     calls.clear()
     LF.dice_loss(logits, target) + LF.cross_entropy(logits, target)  # outside a composition: no cache
     assert len(calls) == 1 and not activation.sharing_active()
+
+
+@pytest.mark.parametrize("spec", ["dice + focal", "dice + poly1", "jaccard + 0.5 * focal(gamma=0.5, alpha=0.25)",
+                                  "focal + poly1(epsilon=-0.5) + cross_entropy + tversky"])
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+def test_dice_plus_focal_or_poly1_shares_one_softmax_pass(monkeypatch, spec, dtype):
+    """focal and poly1 read ``log p_t`` from the shared node: one softmax pass for every term, and
+    the lean standalone kernel (``target_log_prob``) is not called at all; values and gradients are
+    those of the terms called one by one (which do not share)."""
+    from lossforge.losses import _classification as C
+
+    calls, lean = [], []
+    original, original_lean = K._SoftmaxIndexFn.apply, C.target_log_prob
+    monkeypatch.setattr(K._SoftmaxIndexFn, "apply", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(C, "target_log_prob", lambda *a: lean.append(1) or original_lean(*a))
+    logits, target = _inputs(c=4, dtype=dtype)
+    target[0, 0] = -100
+    target[1, 2, 3] = -100
+    criterion = lf.build(spec)
+    x = logits.clone().requires_grad_(True)
+    terms = criterion.terms(x, target)
+    assert len(calls) == 1 and not lean, spec  # one fused softmax node for every term, no separate kernel
+    terms["total"].backward()
+    calls.clear()
+    separate = {name: criterion[name](logits, target) for name in criterion.coefficients}
+    assert len(calls) == sum(1 for name in criterion.coefficients if _is_region(criterion[name]))
+    assert lean  # alone, focal and poly1 use their own kernel
+    close = CLOSE if dtype == F64 else dict(rtol=2e-6, atol=1e-7)
+    for name, value in separate.items():
+        torch.testing.assert_close(terms[name], value, **close)
+    y = logits.clone().requires_grad_(True)
+    sum(c * criterion[name](y, target) for name, c in criterion.coefficients.items()).backward()
+    torch.testing.assert_close(x.grad, y.grad, **close)
+
+
+def _is_region(term):
+    return isinstance(term, (lf.DiceLoss, lf.JaccardLoss, lf.TverskyLoss))
+
+
+def test_shared_focal_keeps_extreme_logits_finite():
+    """Logits of +-1e4 inside a composition: the shared ``log p_t`` is exact where ``p_t`` underflows."""
+    logits = torch.tensor([[[1e4, -1e4, 0.0, 30.0]], [[-1e4, 1e4, 0.0, -30.0]], [[0.0, 0.0, 0.0, 5.0]]])
+    logits = logits.permute(1, 0, 2).contiguous()  # (1, 3, 4)
+    target = torch.tensor([[0, 0, 2, 1]])
+    for spec in ("dice + focal(gamma=0.5)", "dice + poly1(epsilon=-1.0)"):
+        criterion = lf.build(spec)
+        x = logits.clone().requires_grad_(True)
+        terms = criterion.terms(x, target)
+        terms["total"].backward()
+        name = spec.split(" + ")[1].split("(")[0]
+        torch.testing.assert_close(terms[name], criterion[name](logits, target), rtol=1e-5, atol=1e-6)
+        assert torch.isfinite(x.grad).all()
 
 
 def test_shared_cross_entropy_keeps_class_weights_and_label_smoothing():

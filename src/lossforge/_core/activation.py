@@ -13,8 +13,8 @@ composition :func:`provided` returns ``None`` and each loss computes on its own.
 
 The segmentation family provides ``"softmax_target"``: for logits ``(N, C, *)``, class indices
 ``(N, *)`` and an ``ignore_index`` it returns the log-probability of the target class (what
-cross-entropy needs) together with the per-(image, class) soft intersections and probability sums
-(what the Dice family needs), from one fused pass. See ``docs/segmentation.md``.
+cross-entropy, focal and poly-1 need) together with the per-(image, class) soft intersections and
+probability sums (what the Dice family needs), from one fused pass. See ``docs/segmentation.md``.
 """
 
 from __future__ import annotations

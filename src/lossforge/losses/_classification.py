@@ -458,6 +458,21 @@ def _reduce_index(
                        loss_name=loss)
 
 
+def _shared_log_pt(logits: Tensor, target: Tensor, safe: Tensor, ignore_index: int | None) -> Tensor:
+    """``log p_t`` of the (sanitised) target: inside a composition, from the shared softmax node.
+
+    The node is the one ``cross_entropy`` and the region losses use (``"softmax_target"`` in
+    :mod:`lossforge._core.activation`), keyed on the logits as given, so ``lf.build("dice + focal")``
+    runs one softmax pass forward and one backward. Its ``log p_t`` at ignored entries has no
+    gradient, which is what these losses need (ignored units are masked). Outside a composition
+    (or under ``torch.compile``) the lean :func:`target_log_prob` kernel computes it.
+    """
+    shared = provided("softmax_target", logits, target, ignore_index)
+    if shared is not None and shared.log_pt is not None:
+        return shared.log_pt  # type: ignore[no-any-return]
+    return target_log_prob(logits, safe)
+
+
 def _check_focal_args(*, gamma: float, alpha: float | None = None, **_: object) -> None:
     check_range(gamma, "gamma", "focal_loss", low=0.0)
     if alpha is not None:
@@ -556,7 +571,7 @@ def focal_loss(
     loss = "focal_loss"
     _check_focal_args(gamma=gamma, alpha=alpha)
     logits, safe, keep, cw = _prepare_lean(logits, target, class_weight, ignore_index, loss)
-    log_pt = target_log_prob(logits, safe)
+    log_pt = _shared_log_pt(logits, target, safe, ignore_index)
     u = -log_pt if gamma == 0.0 else _focal_factor(log_pt, gamma) * -log_pt
     alpha_t = None
     if alpha is not None:
@@ -682,7 +697,7 @@ def poly1_loss(
     loss = "poly1_loss"
     _check_poly1_args(epsilon=epsilon)
     logits, safe, keep, cw = _prepare_lean(logits, target, class_weight, ignore_index, loss)
-    log_pt = target_log_prob(logits, safe)
+    log_pt = _shared_log_pt(logits, target, safe, ignore_index)
     u = -log_pt if epsilon == 0.0 else epsilon * _neg_expm1(log_pt) - log_pt
     return _reduce_index(u, safe, keep, cw, reduction, sample_weight, mask, loss)
 

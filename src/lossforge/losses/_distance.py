@@ -4,11 +4,11 @@
 distance to the nearest ``True`` pixel of the same image, by separable 1-D passes
 (Felzenszwalb & Huttenlocher, *Distance Transforms of Sampled Functions*, Theory of Computing 2012):
 
-1. along the last axis, the distance to the nearest site of the line, from two index scans
-   (``cummax`` forwards, ``cummin`` backwards);
+1. along the last axis, the distance to the nearest site of the line, by a min-plus doubling scan
+   on small integers (``log2(n)`` steps of shifted minima);
 2. along every other axis, the lower envelope of the parabolas ``f(y) + (x - y)^2``, built for all
-   lines at once (a loop over the positions of a line, vectorised over the lines) and read back
-   with ``searchsorted``.
+   lines at once (a loop over the positions of a line, vectorised over the lines, the no-site
+   parabolas left out) and read back by counting breakpoints.
 
 Lines whose values are all equal (no site in the plane, or all sites) are left out of step 2, since
 the envelope of equal parabolas is the constant. The result is exact: integer squared distances,
@@ -23,69 +23,107 @@ from torch import Tensor
 
 __all__ = ["squared_edt", "signed_distance", "unsigned_distance"]
 
-_CHUNK = 16384  # lines per envelope batch
+_CHUNK = 1 << 16  # lines per envelope batch (the Python loop's cost is per batch: few, large ones)
 
 
 def _first_pass(sites: Tensor, dtype: torch.dtype, big: float) -> Tensor:
     """Squared distance to the nearest site along the last axis (``big`` where the line has none).
 
-    Arithmetic instead of ``torch.where`` (several times slower on CPU), int32 scans (several times
-    faster than int64): a position without a site to its left (right) gets one at ``-far``, whose
-    squared distance is above ``big``.
+    A min-plus doubling scan on small integers: starting from 0 at the sites and ``none`` elsewhere,
+    step ``k = 1, 2, 4, ...`` takes the minimum with the neighbours ``k`` away plus ``k``. Any offset up
+    to ``2k - 1`` is a sum of distinct powers of two taken in increasing order, so after ``log2(n)``
+    steps every distance along the line is exact. uint8 (int16, int32) arithmetic keeps each step a
+    few cheap vectorised passes (an index scan with ``cummax`` is several times slower on CPU).
     """
     n = sites.shape[-1]
-    far = int(big ** 0.5) + n + 1
-    shifted = torch.arange(far, far + n, device=sites.device, dtype=torch.int32)  # idx + far
-    s = sites.to(torch.int32)
-    left = (s * shifted).cummax(-1).values - far  # last site at or before idx, else -far
-    right = (s.flip(-1) * shifted).cummax(-1).values.flip(-1) - far  # mirrored: n - 1 - next site
-    idx = shifted - far
-    d = torch.minimum(idx - left, (n - 1 - right) - idx).to(dtype)
-    return torch.minimum(d * d, torch.tensor(big, dtype=dtype, device=d.device))
+    if n <= 126:
+        itype, none = torch.uint8, 127  # none + the largest step (64) fits in uint8
+    elif n <= 16383:
+        itype, none = torch.int16, 1 << 14
+    else:
+        itype, none = torch.int32, 1 << 30
+    d = torch.logical_not(sites).to(itype).mul_(none)  # 0 at a site, `none` elsewhere
+    compiling = torch.compiler.is_compiling()
+    k = 1
+    while k < n:
+        left = d[..., :-k] + k  # both from the values before this step
+        right = d[..., k:] + k
+        if compiling:  # no in-place writes into strided views
+            pad = torch.full_like(d[..., :k], none)
+            d = torch.minimum(d, torch.cat([pad, left], -1)).minimum(torch.cat([right, pad], -1))
+        else:
+            torch.minimum(d[..., k:], left, out=d[..., k:])
+            torch.minimum(d[..., :-k], right, out=d[..., :-k])
+        k *= 2
+    f = d.to(dtype)
+    return torch.where(d >= none, torch.tensor(big, dtype=dtype, device=d.device), f.mul_(f))
 
 
-def _envelope(f: Tensor) -> Tensor:
+def _envelope(f: Tensor, big: float) -> Tensor:
     """``out[x, l] = min_y f[y, l] + (x - y)^2`` for every column ``l`` of ``f`` ``(n, L)``.
 
     Felzenszwalb-Huttenlocher's lower envelope, built for all columns at once: a loop over the
     positions ``q`` of a line, each adding parabola ``q`` to every column's stack; the pops touch only
-    the columns that pop. The values are integers (or the no-site sentinel), exact in ``f``'s dtype.
+    the columns that pop (and then only those that pop again). Parabolas of the no-site sentinel
+    (``f >= big / 2``) are never pushed: they are never the lower envelope where a real parabola
+    exists, and leaving them out removes most pops (a real parabola after a run of sentinels pops them
+    all). Every column must hold at least one real value. The stack is read back by counting, for
+    every ``x``, the breakpoints below it (a histogram and a cumulative sum). The values are integers
+    (or the sentinel), exact in ``f``'s dtype.
     """
     n, lines = f.shape
     dt, dev = f.dtype, f.device
     qs = torch.arange(n, dtype=dt, device=dev)
     g = f + (qs * qs).unsqueeze(1)
-    v = torch.zeros((n, lines), dtype=torch.int64, device=dev)
-    z = torch.full((n + 1, lines), float("inf"), dtype=dt, device=dev)
+    real = f < big / 2
+    # the stacks hold parabolas as floats (exact small integers: no conversions in the loop);
+    # entries above the top are never read, so they need no initial value
+    v = torch.empty((n, lines), dtype=dt, device=dev)  # stack of parabolas (their y)
+    z = torch.empty((n, lines), dtype=dt, device=dev)  # z[j]: where entry j starts
+    v[0] = 0.0
     z[0] = -float("inf")
-    cols = torch.arange(lines, device=dev)
-    k = torch.zeros(lines, dtype=torch.int64, device=dev)
-    vk = torch.zeros(lines, dtype=torch.int64, device=dev)
+    k = torch.zeros((1, lines), dtype=torch.int64, device=dev)  # the top of every stack
+    vk = torch.zeros(lines, dtype=dt, device=dev)
     gv = g[0].clone()
     zk = z[0].clone()
     for q in range(1, n):
         gq = g[q]
-        while True:
-            s = (gq - gv) / (2 * (q - vk)).to(dt)
-            popping = (s <= zk).nonzero().squeeze(1)
-            if popping.numel() == 0:
-                break
-            kp = k[popping] - 1
-            k[popping] = kp
-            vp = v[kp, popping]
-            vk[popping] = vp
-            gv[popping] = g[vp, popping]
-            zk[popping] = z[kp, popping]
-        k += 1
-        v[k, cols] = q
-        z[k, cols] = s
-        vk.fill_(q)
-        gv = gq.clone()
-        zk = s
-    z = torch.where(torch.arange(n + 1, device=dev).unsqueeze(1) > k, float("inf"), z)
-    pos = torch.searchsorted(z[1:].t().contiguous(), qs.expand(lines, n).contiguous(), side="left").t()
-    vs = v.gather(0, pos)
-    return (qs.unsqueeze(1) - vs.to(dt)) ** 2 + f.gather(0, vs)
+        rq = real[q]
+        s = (gq - gv).div_((q - vk).mul_(2.0))
+        sub = ((s <= zk) & rq).nonzero().squeeze(1)
+        if sub.numel() > 0:
+            gsub = gq[sub]
+            while True:
+                kp = k[0, sub] - 1
+                k[0, sub] = kp
+                vp = v[kp, sub]
+                gvp = g[vp.to(torch.int64), sub]
+                zp = z[kp, sub]
+                sp = (gsub - gvp) / (2.0 * (q - vp))
+                vk[sub] = vp
+                gv[sub] = gvp
+                zk[sub] = zp
+                s[sub] = sp
+                again = (sp <= zp).nonzero().squeeze(1)
+                if again.numel() == 0:
+                    break
+                sub = sub[again]
+                gsub = gsub[again]
+        # push q where it is a real parabola (elsewhere the top is written back unchanged)
+        k += rq
+        vk = torch.where(rq, float(q), vk)
+        v.scatter_(0, k, vk.unsqueeze(0))
+        zk = torch.where(rq, s, zk)
+        z.scatter_(0, k, zk.unsqueeze(0))
+        gv = torch.where(rq, gq, gv)
+    # entry j (1 <= j <= k) serves x from floor(z[j]) + 1 on: x's entry is the count of those <= x
+    depth = torch.arange(n, device=dev).unsqueeze(1)
+    first = torch.where(depth <= k, torch.floor(z).add_(1.0).clamp_(0, n), float(n))
+    first[0] = n
+    hist = torch.zeros((n + 1, lines), dtype=torch.int32, device=dev)
+    hist.scatter_add_(0, first.to(torch.int64), torch.ones((1, 1), dtype=torch.int32, device=dev).expand(n, lines))
+    vs = v.gather(0, hist[:n].cumsum(0).to(torch.int64))
+    return (qs.unsqueeze(1) - vs).square_().add_(f.gather(0, vs.to(torch.int64)))
 
 
 def _envelope_direct(f: Tensor) -> Tensor:
@@ -95,25 +133,72 @@ def _envelope_direct(f: Tensor) -> Tensor:
     return (f.unsqueeze(0) + (q.unsqueeze(1) - q.unsqueeze(0)).square().unsqueeze(2)).amin(1)
 
 
-def _pass(f: Tensor, dim: int) -> Tensor:
+#: Window stages of the windowed min-plus: a line whose result is certified exact at a stage is done.
+_WINDOWS = (2, 4, 8, 16)
+
+
+def _windowed(f: Tensor) -> tuple[Tensor, Tensor]:
+    """``(out, rest)``: ``min_y f[y] + (x - y)^2`` over ``|x - y| <= W`` for every row of ``f`` ``(L, n)``,
+    widening ``W`` in stages; ``rest`` lists the rows never certified exact (their ``out`` is unfinished).
+
+    A row is exact once ``max_x out[x] <= (W + 1)^2``: any ``y`` farther than ``W`` from ``x`` costs at
+    least ``(W + 1)^2``. Lines near a boundary, and every line of a noisy mask, are done within a few
+    steps of four vectorised passes each; certified rows leave the working set at every stage.
+    """
+    lines, n = f.shape
+    out = torch.empty_like(f)  # every row is written: here when certified, by the caller otherwise
+    rows = torch.arange(lines, device=f.device)
+    sub_f, sub_o = f, f.clone()
+    buf = torch.empty_like(f)
+    reach = 0
+    for w in _WINDOWS:
+        top = min(w, n - 1)
+        for delta in range(reach + 1, top + 1):
+            step = float(delta * delta)
+            tmp = buf[: sub_f.shape[0], : n - delta]
+            torch.minimum(sub_o[:, delta:], torch.add(sub_f[:, :-delta], step, out=tmp), out=sub_o[:, delta:])
+            torch.minimum(sub_o[:, :-delta], torch.add(sub_f[:, delta:], step, out=tmp), out=sub_o[:, :-delta])
+        reach = top
+        if reach >= n - 1:  # every y was within reach: exact
+            out.index_copy_(0, rows, sub_o)
+            return out, rows.new_zeros(0)
+        certified = sub_o.amax(1) <= float((reach + 1) ** 2)
+        ok = certified.nonzero().squeeze(1)
+        if ok.numel() > 0:
+            out.index_copy_(0, rows.index_select(0, ok), sub_o.index_select(0, ok))
+            left = (~certified).nonzero().squeeze(1)
+            rows, sub_f, sub_o = rows.index_select(0, left), sub_f.index_select(0, left), sub_o.index_select(0, left)
+        if rows.numel() == 0:
+            break
+    return out, rows
+
+
+def _pass(f: Tensor, dim: int, big: float) -> Tensor:
     """The envelope pass along ``dim`` of ``f`` ``(B, *spatial)``, skipping constant lines.
 
-    Under ``torch.compile`` every line is minimised directly (quadratic in the line length,
-    but traceable with static shapes).
+    Lines (rows of a ``(L, n)`` copy) are first minimised over a growing window (:func:`_windowed`);
+    the lines not certified by the last window go through the exact lower envelope
+    (:func:`_envelope`). Under ``torch.compile`` every line is minimised directly (quadratic in the
+    line length, but traceable with static shapes).
     """
-    moved = f.movedim(dim, 0)
+    moved = f.movedim(dim, -1)
     shape = moved.shape
-    flat = moved.reshape(shape[0], -1)
+    n = shape[-1]
+    rows = moved.reshape(-1, n)
     if torch.compiler.is_compiling():
-        return _envelope_direct(flat).reshape(shape).movedim(0, dim)
-    varying = (flat.amax(0) != flat.amin(0)).nonzero(as_tuple=True)[0]
+        return _envelope_direct(rows.t()).t().reshape(shape).movedim(-1, dim)
+    varying = (rows.amax(1) != rows.amin(1)).nonzero().squeeze(1)
     if varying.numel() == 0:
         return f
-    out = flat.clone()
-    for i in range(0, varying.numel(), _CHUNK):
-        cols = varying[i: i + _CHUNK]
-        out[:, cols] = _envelope(flat[:, cols])
-    return out.reshape(shape).movedim(0, dim)
+    if rows.data_ptr() == f.data_ptr():
+        rows = rows.clone()
+    win, rest = _windowed(rows.index_select(0, varying))
+    for i in range(0, rest.numel(), _CHUNK):
+        part = rest[i: i + _CHUNK]
+        lines = rows.index_select(0, varying.index_select(0, part)).t().contiguous()
+        win.index_copy_(0, part, _envelope(lines, big).t())
+    rows.index_copy_(0, varying, win)
+    return rows.reshape(shape).movedim(-1, dim)
 
 
 def squared_edt(sites: Tensor) -> Tensor:
@@ -139,7 +224,7 @@ def _squared_edt(sites: Tensor) -> tuple[Tensor, float]:
         return sites.to(dtype), big
     f = _first_pass(sites, dtype, big)
     for dim in range(sites.dim() - 2, 0, -1):
-        f = _pass(f, dim)
+        f = _pass(f, dim, big)
     return f, big
 
 

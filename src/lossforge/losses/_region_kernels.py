@@ -35,6 +35,7 @@ __all__ = [
     "softmax_soft_stats",
     "sigmoid_stats",
     "lovasz_rows",
+    "lovasz_softmax_index",
     "BLOCK_ELEMENTS",
 ]
 
@@ -454,3 +455,214 @@ def lovasz_rows(errors: Tensor, fg: Tensor, valid: Tensor | None = None) -> Tens
     if fg.dtype == torch.bool and not _plain_path():
         return _lovasz_fast(errors, fg, valid)
     return _lovasz_sorted(errors, fg, valid)
+
+
+# ----------------------------------------------------------------------------- Lovász-softmax, index target
+
+
+def _row_top(d: Tensor, rows: Tensor, per_image: bool) -> tuple[Tensor, Tensor]:
+    """``(flat position, d there)`` of the first largest ``d`` of each row in ``rows``.
+
+    ``d`` is ``(N, K, P)``; a row is ``n * K + k`` (per image) or a class ``k`` of the whole batch,
+    whose pixels are ordered ``(n, p)`` (the order of the reference layout ``(K, N * P)``).
+    """
+    n, k, length = d.shape
+    if per_image:
+        vals, cols = d.reshape(n * k, length)[rows].max(-1)
+        return rows * length + cols, vals
+    best = d.amax(-1)[:, rows]  # (N, R'): the largest d of every (image, class)
+    first = (best == best.amax(0, keepdim=True)).to(torch.uint8).argmax(0)  # the first image that holds it
+    vals, cols = d[first, rows].max(-1)
+    return (first * k + rows) * length + cols, vals
+
+
+def _lovasz_order(err: Tensor, row: Tensor, rows: int) -> Tensor:
+    """The permutation that sorts elements by row, then by decreasing error, ties by position.
+
+    float32 errors in ``[0, 1]`` have order-preserving bit patterns below ``2^30``, so one stable sort of
+    the packed int64 key ``row * 2^30 + (bits(1.0) - bits(e))`` does both (a radix sort on CPU, several
+    times faster than a float sort); other dtypes take two stable sorts.
+    """
+    if err.dtype == torch.float32 and rows < (1 << 32):
+        key = row * (1 << 30) + (0x3F800000 - err.view(torch.int32)).to(torch.int64)
+        return torch.sort(key, stable=True)[1]
+    order = torch.argsort(err, descending=True, stable=True)
+    return order[torch.argsort(row[order], stable=True)]
+
+
+def _lovasz_signed_grad(d: Tensor, fg: Tensor, nfg: Tensor, lo: Tensor, per_image: bool) -> Tensor:
+    """``s = g * sign(d)`` per pixel: the Lovász gradient ``g`` of ``e = |d|`` times ``de/dd``.
+
+    ``d = p - fg`` ``(N, K, P)`` (0 at ignored pixels), ``fg`` the float 0/1 foreground (overwritten:
+    it becomes ``s``), ``nfg`` the int64 foreground count and ``lo`` the smallest foreground error of
+    every row (above every error where the row has no foreground). A row is an (image, class)
+    (``per_image``, ``nfg`` ``(N, K)``) or a class of the whole batch (``nfg`` ``(K,)``). As in
+    :func:`_lovasz_fast`, a foreground pixel with ``b`` background errors above it has
+    ``g = 1 / (F + b)``, a background pixel with ``a`` foreground and ``b`` background errors above
+    it ``(F - a) / ((F + b)(F + b + 1))``, and only the pixels where foreground and background errors
+    overlap are sorted: foreground errors above every background error have ``g = 1 / F``, background
+    errors below every foreground error ``g = 0``. A row without foreground puts its whole gradient
+    on its (first) largest error.
+
+    The overlap is found with float arithmetic only (comparisons, ``where`` and bool reductions are
+    several times slower on CPU): ``hi`` (the largest background error) is ``max d``, and a pixel is
+    sorted when ``y = d + (hi + lo) fg >= lo - margin`` (``d >= -hi`` for the foreground, ``d >= lo``
+    for the background). Rounding only makes the sorted set larger: ``y`` is monotone in ``d`` within
+    a row and a label, so every pixel left out is above (foreground) or below (background) every
+    sorted one, which is all the closed forms need. Foreground pixels of error 0 are always sorted (they are
+    below the others); sorted zero errors get ``sign(0) = 0``, as autograd's ``abs``.
+    """
+    n, k, length = d.shape
+    dt, dev = d.dtype, d.device
+    red = (-1,) if per_image else (0, -1)
+    view = (n, k, 1) if per_image else (1, k, 1)
+    rows = n * k if per_image else k
+    eps = torch.finfo(dt).eps
+    hi = d.amax(red).clamp_min(0.0)  # the largest background error (foreground d <= 0 <= background d)
+    # y = d + (hi + lo) fg >= lo - margin (the margin covers y's two roundings), block by block: the
+    # temporary stays in cache (a fresh tensor of the logits' size costs its page faults on CPU)
+    c = (hi + lo).expand(n, k) if not per_image else hi + lo
+    thr = (lo - 16.0 * eps).expand(n, k) if not per_image else lo - 16.0 * eps
+    d2, f2 = d.reshape(n * k, length), fg.reshape(n * k, length)
+    c2, thr2 = c.reshape(n * k, 1), thr.reshape(n * k, 1)
+    act = torch.empty((n * k, length), dtype=torch.bool, device=dev)
+    buf = torch.empty(min(BLOCK_ELEMENTS, n * k * length), dtype=dt, device=dev)
+    for a, b, p0, p1 in _blocks(n * k, length, length):
+        y = buf[: (b - a) * (p1 - p0)].view(b - a, p1 - p0)
+        torch.addcmul(d2[a:b, p0:p1], f2[a:b, p0:p1], c2[a:b], out=y)
+        torch.ge(y, thr2[a:b], out=act[a:b, p0:p1])
+    flat = act.reshape(-1).nonzero().squeeze(1)  # row-major: by row, then by position
+    del act
+    m = flat.numel()
+    code = None
+    if m > 0:
+        code = d.reshape(-1).index_select(0, flat).sign_().add_(fg.reshape(-1).index_select(0, flat), alpha=3.0)
+    ff = nfg.clamp_min(1).to(dt)
+    s = fg.mul_((-1.0 / ff).reshape(view))  # (in place) foreground above the overlap: -1/F; the rest: 0
+    if code is not None:
+        # sorted pixels per (image, class): flat is sorted, so its row boundaries are a binary search away
+        bounds = torch.arange(n * k + 1, device=dev) * length
+        counts = torch.diff(torch.searchsorted(flat, bounds))
+        ids = torch.arange(n * k, device=dev)
+        row = torch.repeat_interleave(ids if per_image else ids % k, counts, output_size=m)
+        # code: sign(d) + 3 fg (foreground: 2, or 3 where d = 0; background: 0 or 1)
+        order = _lovasz_order(d.reshape(-1).index_select(0, flat).abs_(), row, rows)
+        flat = flat.index_select(0, order)
+        code = code.index_select(0, order)
+        if not per_image:  # sorted by class (per image the rows stay in place)
+            row = torch.repeat_interleave(torch.arange(k, device=dev), counts.reshape(n, k).sum(0), output_size=m)
+        is_f = code > 1.5
+        fi = is_f.to(torch.int64)
+        per_row = counts if per_image else counts.reshape(n, k).sum(0)
+        ends = per_row.cumsum(0)
+        starts = ends - per_row
+        cf = torch.cat([fi.new_zeros(1), fi.cumsum(0)])  # foreground among the first i sorted
+        first = cf[starts]
+        big_f = nfg.reshape(-1)
+        above = big_f - (cf[ends] - first)  # foreground outside the sorted set: above it
+        ex = cf[:-1]  # foreground sorted before, from the start of the list
+        # with a (foreground above: outside + sorted before in the row) and b (background sorted before in
+        # the row): F + b = (F + first - start)[row] + i - ex and F - a = (F - above + first)[row] - ex
+        fb = (big_f + first - starts).index_select(0, row).add_(torch.arange(m, device=dev)).sub_(ex).to(dt)
+        f_a = (big_f - above + first).index_select(0, row).sub_(ex).to(dt)
+        g_f = 1.0 / fb
+        g_b = f_a / (fb * (fb + 1.0))
+        sign = code - 3.0 * is_f  # sign(d)
+        s.reshape(-1).scatter_(0, flat, torch.where(is_f, g_f, g_b).mul_(sign))
+    empty = (nfg.reshape(-1) == 0).nonzero().squeeze(1)
+    if empty.numel() > 0:
+        top, val = _row_top(d, empty, per_image)
+        s.reshape(-1).scatter_(0, top, (val > 0).to(dt))
+    return s
+
+
+def _row_dot(a: Tensor, b: Tensor) -> Tensor:
+    """``(a * b).sum(1)`` for rows ``(R, P)``, block by block (the product stays in cache)."""
+    rows, length = a.shape
+    out = a.new_zeros(rows)
+    buf = torch.empty(min(BLOCK_ELEMENTS, a.numel()), dtype=a.dtype, device=a.device)
+    for r0, r1, p0, p1 in _blocks(rows, length, length):
+        prod = torch.mul(a[r0:r1, p0:p1], b[r0:r1, p0:p1], out=buf[: (r1 - r0) * (p1 - p0)].view(r1 - r0, p1 - p0))
+        out[r0:r1] += prod.sum(1)
+    return out
+
+
+class _LovaszSoftmaxFn(torch.autograd.Function):
+    """Lovász-softmax of logits ``(N, C, P)`` and class indices ``(N, P)``: ``(U, F)`` per row.
+
+    Forward: one softmax, ``d = p - fg``, the signed Lovász gradient ``s`` (:func:`_lovasz_signed_grad`)
+    and ``U = sum(d * s) = sum(|d| g)`` per row. Saved: ``p`` and ``s``. Backward in closed form (``g`` is
+    constant where it is defined): ``dL/dx = softmax_backward(s * dL/dU, p)``, two passes.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, logits: Tensor, target: Tensor, ignore_index: int | None, index: Tensor | None,
+                per_image: bool) -> tuple[Tensor, Tensor]:
+        n, c, length = logits.shape
+        dt = _compute_dtype(logits)
+        p = torch.softmax(logits.to(dt), 1)
+        safe, keep = _sanitise(target, ignore_index)
+        safe = safe.long()
+        on = torch.ones_like(safe) if keep is None else keep.to(torch.int64)  # counted pixels
+        if index is None:
+            ps, k, slot = p, c, safe
+        else:  # the selected classes; a pixel of another class is background for all of them
+            k = index.numel()
+            lut = torch.full((c,), -1, dtype=torch.int64, device=p.device)
+            lut[index] = torch.arange(k, device=p.device)
+            ps, slot = p.index_select(1, index), lut[safe]
+            on = on * (slot >= 0)
+            slot = slot.clamp_min(0)
+        fg = p.new_zeros((n, k, length)).scatter_(1, slot.unsqueeze(1), on.unsqueeze(1).to(dt))
+        nfg = on.new_zeros((n, k)).scatter_add_(1, slot, on)  # foreground counts
+        # the smallest foreground error 1 - max p over the foreground: from the target's probabilities only
+        pt = ps.gather(1, slot.unsqueeze(1)).squeeze(1).mul_(on)
+        top = pt.new_zeros((n, k)).scatter_reduce_(1, slot, pt, "amax")
+        d = ps - fg if keep is None else torch.mul(ps, keep.unsqueeze(1).to(dt)).sub_(fg)  # 0 where ignored
+        if not per_image:
+            nfg, top = nfg.sum(0), top.amax(0)
+        lo = torch.where(nfg > 0, 1.0 - top, 2.0)  # none: above every error
+        s = _lovasz_signed_grad(d, fg, nfg, lo, per_image)
+        u = _row_dot(d.reshape(n * k, length), s.reshape(n * k, length)).reshape(n, k)
+        if not per_image:
+            u = u.sum(0)
+        ctx.save_for_backward(logits, p, s)
+        ctx.index, ctx.per_image = index, per_image
+        nf = nfg.to(dt)
+        ctx.mark_non_differentiable(nf)
+        return u.reshape(-1), nf.reshape(-1)
+
+    @staticmethod
+    def backward(ctx: Any, g_u: Tensor | None, _g_f: Tensor | None) -> tuple[Tensor | None, None, None, None, None]:
+        logits, p, s = ctx.saved_tensors
+        if g_u is None or not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        n, k = s.shape[:2]
+        gv = g_u.reshape((n, k, 1) if ctx.per_image else (1, k, 1)).to(s.dtype)
+        dp = s * gv
+        if ctx.index is not None:
+            dp = p.new_zeros(p.shape).index_copy_(1, ctx.index, dp)
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable formula
+            q = torch.softmax(logits.to(p.dtype), 1)
+            grad = q * (dp - (q * dp).sum(1, keepdim=True))
+        else:
+            grad = torch._softmax_backward_data(dp, p, 1, p.dtype)
+        return grad.to(logits.dtype), None, None, None, None
+
+
+def lovasz_softmax_index(logits: Tensor, target: Tensor, ignore_index: int | None, index: Tensor | None, *,
+                         per_image: bool) -> tuple[Tensor, Tensor]:
+    """Lovász-softmax of logits ``(N, C, P)`` against class indices ``(N, P)``, every row at once.
+
+    Args:
+        logits: ``(N, C, P)``, any float dtype (half is computed in float32).
+        target: ``(N, P)`` int64 class indices in ``[0, C)`` or ``ignore_index``.
+        ignore_index: The value of ignored pixels (left out of every row), or ``None``.
+        index: The selected classes ``(K,)`` (``None``: all).
+        per_image: Rows are (image, class) pairs ``N * K`` (else the ``K`` classes of the batch).
+
+    Returns:
+        ``(U, F)``: the loss of every row and its foreground count (no gradient), both ``(R,)``.
+        Equal to :func:`lovasz_rows` on ``|[fg] - softmax(logits)|`` with a bool ``fg``.
+    """
+    return _LovaszSoftmaxFn.apply(logits, target, ignore_index, index, per_image)  # type: ignore[no-any-return]

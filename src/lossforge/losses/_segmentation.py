@@ -49,7 +49,14 @@ from .._core.reduction import Reduction, ignore_index_mask, reduce_loss
 from .._core.registry import register_loss
 from .._core.samples import ErrorSample, Sample, generator, rand, randint, randn
 from ._distance import signed_distance, unsigned_distance
-from ._region_kernels import RegionStats, lovasz_rows, sigmoid_stats, softmax_index_stats, softmax_soft_stats
+from ._region_kernels import (
+    RegionStats,
+    lovasz_rows,
+    lovasz_softmax_index,
+    sigmoid_stats,
+    softmax_index_stats,
+    softmax_soft_stats,
+)
 
 __all__ = [
     "dice_loss", "DiceLoss", "binary_dice_loss", "BinaryDiceLoss",
@@ -1396,6 +1403,33 @@ def _lovasz(errors: Tensor, fg: Tensor, keep: Tensor | None, g: Tensor, *, per_i
     return u, rows_g.sum(-1), cnt, torch.Size((k,))
 
 
+def _lovasz_softmax_fused(logits: Tensor, target: Tensor, ignore_index: int | None, loss: str, *, per_image: bool,
+                          classes: Sequence[int] | None, sync_dist: bool, group: Any,
+                          ) -> tuple[Tensor, Tensor, Tensor, torch.Size, Tensor | None] | None:
+    """``(U, tsum, count, local unit shape, class index)`` from the fused kernel, for class-index targets.
+
+    ``None`` (the general path) for class-probability targets, under ``torch.compile``, and for
+    whole-batch statistics synchronised over ranks (which gather the errors).
+    """
+    target, _, soft = _multiclass_target(logits, target, ignore_index, loss, sanitise=False)
+    if soft or torch.compiler.is_compiling() or (not per_image and sync_dist and is_distributed(group)):
+        return None
+    n, c, px = *logits.shape[:2], _pixels(logits)
+    index = _class_index(classes, c, logits, loss)
+    flat_t = target.reshape(n, px)
+    u, tsum = lovasz_softmax_index(logits.reshape(n, c, px), flat_t, ignore_index, index, per_image=per_image)
+    k = c if index is None else index.numel()
+    if ignore_index is None:
+        kept = u.new_full((n,), float(px))
+    else:
+        kept = (flat_t != ignore_index).sum(-1).to(u.dtype)
+    if per_image:
+        units = _units([u.reshape(n, k), tsum.reshape(n, k), kept.unsqueeze(1).expand(n, k)], per_image=True,
+                       sync_dist=sync_dist, group=group)
+        return units[0], units[1], units[2], torch.Size((n, k)), index
+    return u, tsum, kept.sum().expand(k), torch.Size((k,)), index
+
+
 @loss_function
 def lovasz_softmax_loss(
     logits: Tensor,
@@ -1463,6 +1497,17 @@ def lovasz_softmax_loss(
     loss = "lovasz_softmax_loss"
     _check_map_args(loss=loss, per_image=per_image, classes=classes, skip_empty=skip_empty,
                     ignore_index=ignore_index, sync_dist=sync_dist)
+    fused = _lovasz_softmax_fused(logits, target, ignore_index, loss, per_image=per_image, classes=classes,
+                                  sync_dist=sync_dist, group=process_group)
+    if fused is not None:
+        u, tsum, cnt, local, index = fused
+        num_classes = logits.shape[1]
+        cw = check_class_weight(class_weight, num_classes, u, loss)
+        if cw is not None and index is not None:
+            cw = cw.index_select(0, index)
+        return _finish(u, tsum=tsum, count=cnt, local_units=local, skip_empty=skip_empty, class_weight=cw,
+                       reduction=reduction, sample_weight=sample_weight, mask=mask, per_image=per_image,
+                       sync_dist=sync_dist, group=process_group, loss=loss)
     p, g, hard, keep, is_hard = _maps(logits, target, ignore_index, loss, binary=False, need_spatial=False)
     num_classes = logits.shape[1]
     index = _class_index(classes, num_classes, p, loss)
