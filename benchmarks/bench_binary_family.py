@@ -11,8 +11,9 @@ under the same conditions:
 
 Cases: torch's BCE-with-logits (the anchor), lossforge's ``binary_cross_entropy_with_logits``
 (plain, and with a per-class ``pos_weight``), ``binary_focal_loss`` (gamma 2 with alpha 0.25, and
-gamma 0.5), ``asymmetric_loss``, torchvision's sigmoid focal formula run eagerly (torchvision itself
-is not needed), and optionally ``torch.compile`` of that formula.
+gamma 0.5), ``asymmetric_loss`` (fused closed-form kernel), torchvision's sigmoid focal formula and
+the asymmetric loss's log-space formula run eagerly (torchvision itself is not needed), and
+optionally ``torch.compile`` of those formulas.
 
     python -m benchmarks.bench_binary_family            # 2^26 elements
     python -m benchmarks.bench_binary_family --quick    # 2^20 elements, a smoke test
@@ -47,6 +48,17 @@ def torchvision_focal(x: torch.Tensor, t: torch.Tensor, gamma: float = 2.0, alph
     return (alpha_t * loss).mean()
 
 
+def asymmetric_formula(x: torch.Tensor, t: torch.Tensor, gamma_neg: float = 4.0, clip: float = 0.05) -> torch.Tensor:
+    """The asymmetric loss (gamma_pos=0, reduction="mean") as an eager chain of log-space operations: what
+    ``asymmetric_loss`` ran before its fused kernel."""
+    pos = -F.logsigmoid(x)
+    shifted = torch.sigmoid(x) - clip
+    keep = shifted > torch.finfo(x.dtype).tiny
+    pm = torch.where(keep, shifted, torch.full_like(shifted, 0.5))
+    neg = torch.where(keep, -torch.log1p(-pm) * pm.pow(gamma_neg), torch.zeros_like(pm))
+    return (t * pos + (1 - t) * neg).mean()
+
+
 def _cases(classes: int, *, eager_focal: bool, compiled: bool) -> dict[str, Loss]:
     pos_weight = torch.linspace(0.5, 4.0, classes)
     cases: dict[str, Loss] = {
@@ -60,8 +72,10 @@ def _cases(classes: int, *, eager_focal: bool, compiled: bool) -> dict[str, Loss
     }
     if eager_focal:
         cases["torchvision focal formula, eager"] = torchvision_focal
+        cases["asymmetric formula, eager"] = asymmetric_formula
     if compiled:
         cases["torchvision focal formula, torch.compile"] = torch.compile(torchvision_focal, fullgraph=True)
+        cases["asymmetric formula, torch.compile"] = torch.compile(asymmetric_formula, fullgraph=True)
     return cases
 
 
@@ -70,9 +84,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--quick", action="store_true", help="2^20 elements and 3 repeats")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--classes", type=int, default=64, help="last dimension (pos_weight has one per class)")
-    parser.add_argument("--no-eager-focal", action="store_true", help="skip torchvision's formula run eagerly "
-                        "(it needs ~2.5 GiB of temporaries at 2^26)")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile of torchvision's formula")
+    parser.add_argument("--no-eager-focal", action="store_true", help="skip torchvision's formula and the asymmetric "
+                        "formula run eagerly (each needs ~2.5 GiB of temporaries at 2^26)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile of those formulas")
     args = parser.parse_args(argv)
     numel = 1 << (20 if args.quick else 26)
     repeats = 3 if args.quick else max(args.repeats, 5)

@@ -7,6 +7,7 @@ write the gradient) against a copy probe of the same run.
 
     python -m benchmarks.bench_elementwise            # 2^26 elements
     python -m benchmarks.bench_elementwise --quick    # 2^20 elements, for a smoke test
+    python -m benchmarks.bench_elementwise --threads 1  # one thread: less exposed to a busy machine
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--only", default="", help="comma-separated loss names")
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (default: leave as is)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     numel = 1 << (20 if args.quick else 26)
     torch.manual_seed(0)
     pred = torch.randn(numel, requires_grad=True)

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .errors import ShapeError, did_you_mean, message
 
-__all__ = ["Reduction", "REDUCTIONS", "check_reduction", "reduce_loss", "ignore_index_mask"]
+__all__ = ["Reduction", "REDUCTIONS", "check_reduction", "reduce_loss", "reduce_total", "ignore_index_mask"]
 
 Reduction = Literal["none", "mean", "sum"]
 REDUCTIONS: tuple[str, ...] = get_args(Reduction)
@@ -65,6 +65,16 @@ def _unit_factor(t: Tensor | None, shape: torch.Size, argument: str, loss: str, 
         )
 
 
+def reduce_total(total: Tensor, count: int, reduction: Reduction) -> Tensor:
+    """``"sum"`` or ``"mean"`` of ``count`` units from their sum ``total``, with no weight or mask.
+
+    What :func:`reduce_loss` does when nothing but the reduction applies; the fused elementwise
+    kernels, which sum ``U`` block by block without forming it, finish with it too, so both paths
+    share one definition (and the empty policy: a mean over no unit divides by 1).
+    """
+    return total if reduction == "sum" else total / max(count, 1)
+
+
 def reduce_loss(
     loss: Tensor,
     reduction: Reduction = "mean",
@@ -98,8 +108,7 @@ def reduce_loss(
     if sample_weight is None and mask is None and keep is None and unit_weight is None and mean_weight is None:
         if reduction == "none":
             return loss
-        total = loss.sum()
-        return total if reduction == "sum" else total / max(loss.numel(), 1)
+        return reduce_total(loss.sum(), loss.numel(), reduction)
 
     def combine(per_unit: Tensor | None) -> Tensor:
         w = loss.new_ones(())

@@ -18,7 +18,7 @@ from .._core.reduction import Reduction, reduce_loss
 from .._core.registry import register_loss
 from .._core.samples import ErrorSample, Sample, generator, rand, randint, randn
 from .._core.validation import validation_enabled
-from ._fused import BlockFn, Kernel, PlainFn, elementwise, plain_float, transforms_active
+from ._fused import BlockFn, Kernel, PlainFn, SumFn, plain_float, reduced, transforms_active
 
 __all__ = [
     "CauchyLoss",
@@ -207,14 +207,63 @@ def _constant(value: float, dtype: torch.dtype, device: torch.device, log: bool 
 
 
 def _residual_loss(block_fn: BlockFn, plain_fn: PlainFn, params: tuple[Any, ...], scratch: int,
-                   pred: Tensor, target: Tensor) -> Tensor:
-    """The unreduced loss of ``pred - target``: the fused kernel for two plain float32/float64
-    tensors of one dtype, shape and device, else (and under compile and ``torch.func``) the formula."""
+                   pred: Tensor, target: Tensor, reduction: Reduction, *, sample_weight: Tensor | None,
+                   mask: Tensor | None, loss_name: str, fast: SumFn | None = None) -> Tensor:
+    """The reduced loss of ``pred - target``: the fused kernel for two plain float32/float64 tensors of
+    one dtype, shape and device (a plain mean or sum never forming ``U``: ``._fused.reduced``), else
+    (and under compile and ``torch.func``) the formula; either way reduced by ``reduce_loss``'s rules.
+
+    ``fast`` is the kernel's ``sum_fn`` for a plain mean or sum, where the loss has one.
+    """
     if (torch.compiler.is_compiling() or transforms_active() or pred.dtype != target.dtype
             or pred.shape != target.shape or pred.device != target.device
             or not (plain_float(pred) and plain_float(target))):
-        return plain_fn(pred, target, None, *params)
-    return elementwise(Kernel(block_fn, plain_fn, params, scratch, target_sign=-1.0), pred, target, None)
+        return reduce_loss(plain_fn(pred, target, None, *params), reduction, sample_weight=sample_weight,
+                           mask=mask, loss_name=loss_name)
+    kernel = Kernel(block_fn, plain_fn, params, scratch, target_sign=-1.0, sum_fn=fast)
+    return reduced(kernel, pred, target, reduction, sample_weight=sample_weight, mask=mask, loss_name=loss_name)
+
+
+def _moderate(value: float) -> bool:
+    """Whether a scale is far enough from 0 and infinity that its reciprocal and square stay normal
+    float32 numbers (the fast block sums and gradients divide by it)."""
+    return 1e-15 <= value <= 1e15
+
+
+# Block sums of a plain mean or sum (._fused.reduced): ``*_sum(x, t, g, scale, s, *params)`` returns
+# the block's sum of U and, unless ``g`` is None, writes ``scale * dU/dpred`` into ``g``. A sum may
+# overflow to inf where U is still finite (``d^2``): the block is then done again with the ``*_block``
+# kernel, which never overflows on finite inputs.
+
+
+def _l1_sum(x: Tensor, t: Tensor, g: Tensor | None, scale: float, s: list[Tensor]) -> Tensor:
+    d = torch.sub(x, t, out=s[0])
+    if g is not None:
+        torch.sign(d, out=g).mul_(_constant(scale, d.dtype, d.device))
+    return d.abs_().sum()
+
+
+def _mse_sum(x: Tensor, t: Tensor, g: Tensor | None, scale: float, s: list[Tensor]) -> Tensor:
+    d = torch.sub(x, t, out=s[0])
+    if g is not None:
+        torch.mul(d, _constant(2.0 * scale, d.dtype, d.device), out=g)
+    return d.square_().sum()
+
+
+def _huber_sum(x: Tensor, t: Tensor, g: Tensor | None, scale: float, s: list[Tensor], delta: float) -> Tensor:
+    """``U = c (d - c/2)`` and ``dU/dd = c``, ``c = clamp(d, -delta, delta)`` (= ``q (|d| - q/2)``,
+    ``q = min(|d|, delta)``, the block kernel's form). (ATen's fused ``huber_loss`` and its backward,
+    each a single pass, measured no faster: the forward allocates a temporary per block.)"""
+    d = torch.sub(x, t, out=s[0])
+    c = torch.clamp(d, -delta, delta, out=s[1])
+    if g is not None:
+        torch.mul(c, _constant(scale, d.dtype, d.device), out=g)
+    return d.sub_(c, alpha=0.5).mul_(c).sum()
+
+
+def _smooth_l1_sum(x: Tensor, t: Tensor, g: Tensor | None, scale: float, s: list[Tensor],
+                   beta: float) -> Tensor:
+    return _huber_sum(x, t, g, scale / beta, s, beta).div_(beta)
 
 
 def _l1_plain(x: Tensor, t: Tensor, w: Tensor | None) -> Tensor:
@@ -368,6 +417,65 @@ def _welsch_block(x: Tensor, t: Tensor, w: Tensor | None, u: Tensor, g: Tensor |
         torch.mul(z, e.exp_(), out=g).div_(scale)
 
 
+def _log_cosh_sum(x: Tensor, t: Tensor, g: Tensor | None, scale: float, s: list[Tensor]) -> Tensor:
+    """``log cosh a = a + log1p(y/2)`` and ``tanh a = -y / (2 + y)``, ``a = |d|``, ``y = expm1(-2a)``: two
+    transcendental functions, nothing to overflow. The value's error is a few units in the last place of
+    ``a`` (the ``"none"`` path keeps full relative precision near 0 as well); the gradient's is a few
+    units in its own last place."""
+    d, a, y, r = s[0], s[1], s[2], s[3]
+    torch.sub(x, t, out=d)
+    torch.abs(d, out=a)
+    torch.mul(a, _constant(-2.0, d.dtype, d.device), out=y).expm1_()
+    if g is not None:
+        torch.add(y, _constant(2.0, d.dtype, d.device), out=g)
+        torch.addcdiv(_constant(0.0, d.dtype, d.device), y, g, value=-scale, out=r)  # scale tanh |d|
+        torch.copysign(r, d, out=g)
+    return a.add_(y.mul_(_constant(0.5, d.dtype, d.device)).log1p_()).sum()
+
+
+def _charbonnier_sum(x: Tensor, t: Tensor, g: Tensor | None, scale: float, s: list[Tensor],
+                     eps: float) -> Tensor:
+    """``U = d^2 / (sqrt(q) + eps)`` (no cancellation) and ``dU/dd = d / sqrt(q)``, ``q = d^2 + eps^2``; an
+    overflowing ``d^2`` makes the sum NaN, and the block is then done again with ``hypot``."""
+    d, d2, q = s[0], s[1], s[2]
+    torch.sub(x, t, out=d)
+    torch.mul(d, d, out=d2)
+    torch.add(d2, _constant(eps * eps, d.dtype, d.device), out=q)
+    r = torch.rsqrt(q, out=s[3])
+    if g is not None:
+        torch.addcmul(_constant(0.0, d.dtype, d.device), d, r, value=scale, out=g)
+    return d2.div_(torch.addcmul(_constant(eps, d.dtype, d.device), q, r, out=q)).sum()
+
+
+def _cauchy_sum(x: Tensor, t: Tensor, g: Tensor | None, scale: float, s: list[Tensor], k: float) -> Tensor:
+    """``log1p(q)`` and ``dU/dd = 2 d / (k^2 (1 + q))``, ``q = (d/k)^2``: an overflowing square makes the
+    sum inf, and the block is then done again in the two-branch form."""
+    d, q = s[0], s[1]
+    zero = _constant(0.0, x.dtype, x.device)
+    torch.sub(x, t, out=d)
+    torch.addcmul(zero, d, d, value=1.0 / (k * k), out=q)
+    if g is not None:
+        torch.add(q, _constant(1.0, d.dtype, d.device), out=g)
+        torch.addcdiv(zero, d, g, value=2.0 * scale / (k * k), out=g)
+    return q.log1p_().sum()
+
+
+def _welsch_sum(x: Tensor, t: Tensor, g: Tensor | None, scale: float, s: list[Tensor], c: float) -> Tensor:
+    """``U = -expm1(q)``, ``q = -d^2 / (2 c^2)`` (an overflowing square gives exactly the limit 1), and
+    ``dU/dd = d e^q / c^2`` with ``e^q = 1 + expm1(q)``: one transcendental function. ``e^q`` then has
+    an absolute error of a unit in the last place of 1, as in autograd's derivative of the plain
+    formula (torch differentiates ``expm1`` as ``expm1 + 1``)."""
+    d, e = s[0], s[1]
+    zero = _constant(0.0, x.dtype, x.device)
+    torch.sub(x, t, out=d)
+    torch.addcmul(zero, d, d, value=-0.5 / (c * c), out=e).expm1_()
+    total = e.sum().neg_()
+    if g is not None:
+        torch.add(e, _constant(1.0, d.dtype, d.device), out=g)
+        torch.addcmul(zero, g, d, value=scale / (c * c), out=g)
+    return total
+
+
 def _tukey_plain(x: Tensor, t: Tensor, w: Tensor | None, c: float) -> Tensor:
     s = ((x - t) / c).clamp(-1.0, 1.0).square()
     return (c * c / 6.0) * s * (3.0 - 3.0 * s + s * s)
@@ -463,8 +571,8 @@ def l1_loss(
         tensor(1.6667)
     """
     pred, target = _prepare(pred, target, "l1_loss")
-    return reduce_loss(_residual_loss(_l1_block, _l1_plain, (), 1, pred, target), reduction,
-                       sample_weight=sample_weight, mask=mask, loss_name="l1_loss")
+    return _residual_loss(_l1_block, _l1_plain, (), 1, pred, target, reduction, sample_weight=sample_weight,
+                          mask=mask, loss_name="l1_loss", fast=_l1_sum)
 
 
 class L1Loss(FunctionLoss):
@@ -537,8 +645,8 @@ def mse_loss(
         tensor(4.3333)
     """
     pred, target = _prepare(pred, target, "mse_loss")
-    return reduce_loss(_residual_loss(_mse_block, _mse_plain, (), 1, pred, target), reduction,
-                       sample_weight=sample_weight, mask=mask, loss_name="mse_loss")
+    return _residual_loss(_mse_block, _mse_plain, (), 1, pred, target, reduction, sample_weight=sample_weight,
+                          mask=mask, loss_name="mse_loss", fast=_mse_sum)
 
 
 class MSELoss(FunctionLoss):
@@ -631,8 +739,9 @@ def huber_loss(
     """
     _check_huber_args(delta=delta)
     pred, target = _prepare(pred, target, "huber_loss")
-    u = _residual_loss(_huber_block, _huber_plain, (float(delta),), 3, pred, target)
-    return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="huber_loss")
+    return _residual_loss(_huber_block, _huber_plain, (float(delta),), 3, pred, target, reduction,
+                          sample_weight=sample_weight, mask=mask, loss_name="huber_loss",
+                          fast=_huber_sum)
 
 
 class HuberLoss(FunctionLoss):
@@ -728,10 +837,11 @@ def smooth_l1_loss(
     _check_smooth_l1_args(beta=beta)
     pred, target = _prepare(pred, target, "smooth_l1_loss")
     if beta == 0:
-        u = _residual_loss(_l1_block, _l1_plain, (), 1, pred, target)
-    else:
-        u = _residual_loss(_smooth_l1_block, _smooth_l1_plain, (float(beta),), 3, pred, target)
-    return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="smooth_l1_loss")
+        return _residual_loss(_l1_block, _l1_plain, (), 1, pred, target, reduction, sample_weight=sample_weight,
+                              mask=mask, loss_name="smooth_l1_loss", fast=_l1_sum)
+    return _residual_loss(_smooth_l1_block, _smooth_l1_plain, (float(beta),), 3, pred, target, reduction,
+                          sample_weight=sample_weight, mask=mask, loss_name="smooth_l1_loss",
+                          fast=_smooth_l1_sum)
 
 
 class SmoothL1Loss(FunctionLoss):
@@ -805,8 +915,11 @@ def log_cosh_loss(
         ``cosh`` is never evaluated (it overflows at :math:`|x| \approx 89` in
         float32): :math:`|x| \ge 1` uses :math:`|x| + \operatorname{softplus}(-2|x|) - \log 2`
         and :math:`|x| < 1` uses :math:`\operatorname{log1p}(2\sinh^2(x/2))`, which keeps
-        full relative precision near zero. Value and gradient are finite for
-        residuals up to the dtype's range (at :math:`|x| = 10^{30}` the gradient is
+        full relative precision near zero. A plain ``"mean"`` or ``"sum"`` (no weight, no
+        mask) adds :math:`|x| + \operatorname{log1p}(\operatorname{expm1}(-2|x|)/2)` block by
+        block instead, without storing the elementwise loss: each term's error is then a few
+        units in the last place of :math:`|x|` rather than of the term. Value and gradient are
+        finite for residuals up to the dtype's range (at :math:`|x| = 10^{30}` the gradient is
         :math:`\pm 1`). On an empty input ``"mean"`` returns 0.0.
 
     References:
@@ -820,8 +933,9 @@ def log_cosh_loss(
         tensor([0.0000e+00, 1.3250e+00, 1.0000e+30])
     """
     pred, target = _prepare(pred, target, "log_cosh_loss")
-    return reduce_loss(_residual_loss(_log_cosh_block, _log_cosh_plain, (), 4, pred, target), reduction,
-                       sample_weight=sample_weight, mask=mask, loss_name="log_cosh_loss")
+    return _residual_loss(_log_cosh_block, _log_cosh_plain, (), 4, pred, target, reduction,
+                          sample_weight=sample_weight, mask=mask, loss_name="log_cosh_loss",
+                          fast=_log_cosh_sum)
 
 
 class LogCoshLoss(FunctionLoss):
@@ -907,8 +1021,9 @@ def charbonnier_loss(
     """
     _check_charbonnier_args(eps=eps)
     pred, target = _prepare(pred, target, "charbonnier_loss")
-    u = _residual_loss(_charbonnier_block, _charbonnier_plain, (float(eps),), 2, pred, target)
-    return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="charbonnier_loss")
+    return _residual_loss(_charbonnier_block, _charbonnier_plain, (float(eps),), 2, pred, target, reduction,
+                          sample_weight=sample_weight, mask=mask, loss_name="charbonnier_loss",
+                          fast=_charbonnier_sum if _moderate(eps) else None)
 
 
 class CharbonnierLoss(FunctionLoss):
@@ -1003,8 +1118,10 @@ def cauchy_loss(
     """
     _check_cauchy_args(scale=scale)
     pred, target = _prepare(pred, target, "cauchy_loss")
-    u = _residual_loss(_cauchy_block, _cauchy_plain, (float(scale) * math.sqrt(2.0),), 5, pred, target)
-    return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="cauchy_loss")
+    k = float(scale) * math.sqrt(2.0)
+    return _residual_loss(_cauchy_block, _cauchy_plain, (k,), 5, pred, target, reduction,
+                          sample_weight=sample_weight, mask=mask, loss_name="cauchy_loss",
+                          fast=_cauchy_sum if _moderate(k) else None)
 
 
 class CauchyLoss(FunctionLoss):
@@ -1099,9 +1216,8 @@ def geman_mcclure_loss(
     """
     _check_geman_mcclure_args(scale=scale)
     pred, target = _prepare(pred, target, "geman_mcclure_loss")
-    u = _residual_loss(_geman_mcclure_block, _geman_mcclure_plain, (float(scale),), 3, pred, target)
-    return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask,
-                       loss_name="geman_mcclure_loss")
+    return _residual_loss(_geman_mcclure_block, _geman_mcclure_plain, (float(scale),), 3, pred, target, reduction,
+                          sample_weight=sample_weight, mask=mask, loss_name="geman_mcclure_loss")
 
 
 class GemanMcclureLoss(FunctionLoss):
@@ -1190,8 +1306,9 @@ def welsch_loss(
     """
     _check_welsch_args(scale=scale)
     pred, target = _prepare(pred, target, "welsch_loss")
-    u = _residual_loss(_welsch_block, _welsch_plain, (float(scale),), 2, pred, target)
-    return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="welsch_loss")
+    return _residual_loss(_welsch_block, _welsch_plain, (float(scale),), 2, pred, target, reduction,
+                          sample_weight=sample_weight, mask=mask, loss_name="welsch_loss",
+                          fast=_welsch_sum if _moderate(scale) else None)
 
 
 class WelschLoss(FunctionLoss):
@@ -1283,8 +1400,8 @@ def tukey_biweight_loss(
     """
     _check_tukey_args(c=c)
     pred, target = _prepare(pred, target, "tukey_biweight_loss")
-    u = _residual_loss(_tukey_block, _tukey_plain, (float(c),), 3, pred, target)
-    return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="tukey_biweight_loss")
+    return _residual_loss(_tukey_block, _tukey_plain, (float(c),), 3, pred, target, reduction,
+                          sample_weight=sample_weight, mask=mask, loss_name="tukey_biweight_loss")
 
 
 class TukeyBiweightLoss(FunctionLoss):
@@ -1861,8 +1978,8 @@ def wing_loss(
     """
     _check_wing_args(w=w, epsilon=epsilon)
     pred, target = _prepare(pred, target, "wing_loss")
-    u = _residual_loss(_wing_block, _wing_plain, (float(w), float(epsilon)), 4, pred, target)
-    return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="wing_loss")
+    return _residual_loss(_wing_block, _wing_plain, (float(w), float(epsilon)), 4, pred, target, reduction,
+                          sample_weight=sample_weight, mask=mask, loss_name="wing_loss")
 
 
 class WingLoss(FunctionLoss):
