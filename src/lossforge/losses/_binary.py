@@ -284,6 +284,9 @@ def binary_cross_entropy_with_logits(
     _check_bce_args(label_smoothing=label_smoothing, pos_weight=pos_weight)
     x, t = _prepare(logits, target, loss)
     w = _prepare_pos_weight(pos_weight, x, loss)
+    if w is None:  # a plain mean or sum never forms the unreduced loss
+        kernel = _fused.Kernel(_bce_block, _bce_plain, (float(label_smoothing),), 3, BLOCK_ELEMENTS)
+        return _fused.reduced(kernel, x, t, reduction, sample_weight=sample_weight, mask=mask, loss_name=loss)
     u = _elementwise(_bce_block, _bce_plain, (float(label_smoothing),), 3, x, t, w)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name=loss)
 
@@ -491,8 +494,8 @@ def binary_focal_loss(
     _check_binary_focal_args(gamma=gamma, alpha=alpha)
     x, t = _prepare(logits, target, loss)
     params = (float(gamma), None if alpha is None else float(alpha))
-    u = _elementwise(_focal_block, _focal_plain, params, 4, x, t, None)
-    return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name=loss)
+    kernel = _fused.Kernel(_focal_block, _focal_plain, params, 4, BLOCK_ELEMENTS)
+    return _fused.reduced(kernel, x, t, reduction, sample_weight=sample_weight, mask=mask, loss_name=loss)
 
 
 class BinaryFocalLoss(FunctionLoss):
