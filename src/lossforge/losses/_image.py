@@ -3,18 +3,20 @@
 Every loss here has one unit, the image: ``U`` has shape ``(N,)``, each entry averaged over the
 channels and the spatial positions of that image.
 
-SSIM and MS-SSIM run through one autograd function (:class:`_SSIMStats`) that filters the four
-local statistics (mean of x, mean of y, mean of x^2 + y^2, mean of xy) with a separable Gaussian
-window, in strips along the first spatial dimension, and recomputes them in the backward pass
-instead of saving them: the extra memory is one strip's working set plus the gradient, whatever
-the image size. The gradient is written in closed form (see ``_SSIMStats.backward``).
+SSIM and MS-SSIM run through one autograd function (:class:`_SSIMPyramid`) that filters the four
+local statistics (means of x, y, x^2 + y^2 and 2xy) with a separable Gaussian window, in strips
+along the first spatial dimension (see "SSIM machinery" for the layout), and computes the
+gradient of the finest scale in closed form in the same pass (see :func:`_level`). Nothing but
+the inputs and that gradient is kept between the forward and the backward pass: the extra
+memory is the gradient plus one strip's working set, whatever the image size; the coarser
+MS-SSIM scales are recomputed in the backward pass.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -39,11 +41,13 @@ __all__ = [
 #: The five scale weights of Wang, Simoncelli & Bovik (2003), finest first.
 MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
-#: Elements of the four-map stack filtered at once (2 MiB in float32): the strip height follows,
-#: never fewer output rows than the window size (so the recomputed halo is at most half a strip).
-_STRIP_ELEMENTS = 1 << 19
+#: Elements of one map of a strip (384 KiB in float32): the strip height follows, never fewer
+#: output rows than the window size (so the recomputed halo is at most half a strip). The working
+#: set of a strip is about 15 such maps: with 4x3x512x512 float32 images it is 0.85x one input, the
+#: gradient 1x, so the peak stays under 2x. Larger strips are a little faster but cross 2x (one
+#: run, times relative to L1: 4.7x at 2/3 of this size, 4.1x at it, 3.8x at 4/3, 3.7x at 8/3).
+_STRIP_ELEMENTS = 3 << 15
 
-_CONV: dict[int, Callable[..., Tensor]] = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _POOL: dict[int, Callable[..., Tensor]] = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 _LAYOUTS = {"(N, C, L)": 1, "(N, C, H, W)": 2, "(N, C, D, H, W)": 3}
 
@@ -99,6 +103,21 @@ def _per_image(u: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------ SSIM machinery
+#
+# Layout. The planes ``x (P, R, *S)`` are processed in strips of rows (the first spatial axis, R).
+# A strip's maps are stored rows outermost and planes innermost: a stack of ``m`` maps is a
+# contiguous ``(n, m, *S, P)`` tensor. Seen as ``(1, P, n*m, *S)`` it is a channels-last image on
+# which oneDNN's depthwise convolutions filter the axes of ``S`` fast, and no map or row mixes with
+# another along those axes; seen as an ``(n, m*|S|*P)`` matrix, filtering along the rows is a
+# product with a banded Gaussian matrix, done in tiles of ``_TILE`` output rows (one GEMM per tile,
+# ``_TILE + k - 1`` multiply-adds per output). The elementwise algebra runs on maps ``(n, *S, P)``,
+# each a view whose rows are contiguous; the only layout changes are copying a strip of ``x`` and
+# ``y`` into the stack and adding the gradient strip back into ``dx``. Every working buffer is
+# reused from strip to strip (:class:`_Buffers`), and when an input requires a gradient it is
+# computed in the same pass as the value (:func:`_level`), so nothing is filtered twice.
+
+#: Output rows per GEMM along the first spatial axis.
+_TILE = 8
 
 
 def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -107,156 +126,326 @@ def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device: torch.
     return (g / g.sum()).to(dtype=dtype, device=device)
 
 
-def _separable(x: Tensor, window: Tensor, *, adjoint: bool) -> Tensor:
-    """Depthwise filtering of ``x (1, G, *spatial)`` with ``window`` along every spatial dimension.
+def _band(window: Tensor, rows: int) -> Tensor:
+    """``(rows, rows + k - 1)``: row ``i`` holds the window in columns ``i .. i + k - 1`` (the 'valid'
+    filter of ``rows + k - 1`` rows as a matrix; its transpose is the adjoint, the 'full' one)."""
+    k = window.numel()
+    band = window.new_zeros(rows, rows + k - 1)
+    band.as_strided((rows, k), (rows + k, 1)).copy_(window.expand(rows, k))
+    return band
 
-    ``adjoint=False``: "valid" correlation (each size shrinks by ``k - 1``); ``adjoint=True``: its
-    adjoint, the "full" convolution (each size grows by ``k - 1``).
-    """
-    d = x.dim() - 2
-    groups, k = x.shape[1], window.numel()
-    conv = _CONV[d]
+
+class _Buffers:
+    """Working buffers of one pass, reused by every strip (allocated at the first strip's size, the
+    largest): a fresh allocation per strip would be served by ``mmap`` and page-faulted in again
+    each time, which costs more than the arithmetic on it."""
+
+    def __init__(self, like: Tensor) -> None:
+        self.like = like
+        self.store: dict[str, Tensor] = {}
+
+    def get(self, name: str, shape: Sequence[int], dtype: torch.dtype | None = None) -> Tensor:
+        """A contiguous buffer of ``shape``: the first rows of the one kept under ``name``."""
+        buf = self.store.get(name)
+        if buf is None or buf.shape[1:] != tuple(shape[1:]) or buf.shape[0] < shape[0]:
+            buf = self.store[name] = self.like.new_empty(tuple(shape), dtype=dtype or self.like.dtype)
+        return buf[:shape[0]]
+
+
+def _filter_rows(src: Tensor, band: Tensor, out: Tensor, *, adjoint: bool = False) -> None:
+    """Filter the rows of a matrix ``src`` into ``out`` with ``band`` (:func:`_band`): 'valid'
+    (``out = band @ src``, ``k - 1`` rows fewer) or, with ``adjoint``, 'full' (``out = band.T @
+    src``, ``k - 1`` rows more), one GEMM per tile of ``_TILE`` output rows on the band's non-zero
+    columns only."""
+    n_out, k = out.shape[0], band.shape[1] - band.shape[0] + 1
+    for r in range(0, n_out, _TILE):
+        h = min(_TILE, n_out - r)
+        if adjoint:
+            lo, hi = max(0, r - k + 1), min(band.shape[0], r + h)
+            torch.mm(band[lo:hi, r:r + h].t(), src[lo:hi], out=out[r:r + h])
+        else:
+            torch.mm(band[r:r + h, r:r + h + k - 1], src[r:r + h + k - 1], out=out[r:r + h])
+
+
+def _filter_other(stack: Tensor, window: Tensor, *, adjoint: bool) -> Tensor:
+    """Depthwise filtering of a stack ``(n, m, *S, P)`` along every axis of ``S``: 'valid'
+    correlation (each size shrinks by ``k - 1``), or with ``adjoint`` its adjoint, the 'full'
+    convolution (each size grows by ``k - 1``)."""
+    n, m, *sizes, planes = stack.shape
+    d, k = len(sizes), window.numel()
     w = window.flip(0) if adjoint else window
-    for i in (reversed(range(d)) if adjoint else range(d)):
-        shape = [1] * d
-        shape[i] = k
-        pad = [0] * d
-        pad[i] = k - 1 if adjoint else 0
-        x = conv(x, w.view(1, 1, *shape).expand(groups, 1, *shape), padding=tuple(pad), groups=groups)
-    return x
+    conv = F.conv2d if d == 1 else F.conv3d
+    img = stack.view(1, n * m, *sizes, planes).movedim(-1, 1)  # channels-last (1, P, n*m, *S)
+    for axis in reversed(range(d)):  # the innermost axis first
+        shape = [1] * (d + 1)
+        shape[axis + 1] = k
+        pad = [0] * (d + 1)
+        pad[axis + 1] = k - 1 if adjoint else 0
+        img = conv(img, w.view(1, 1, *shape).expand(planes, 1, *shape), padding=tuple(pad), groups=planes)
+    return img.movedim(1, -1).contiguous().view(n, m, *img.shape[3:], planes)  # a no-op where channels-last
 
 
-_CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
+def _filter_valid(stack: Tensor, window: Tensor, band: Tensor, out: Tensor) -> Tensor:
+    """'Valid' separable Gaussian filtering of a stack ``(n, m, *S, P)`` into ``out``, every size
+    ``k - 1`` smaller (``band``: :func:`_band` for ``n - k + 1`` rows)."""
+    other = _filter_other(stack, window, adjoint=False)
+    _filter_rows(other.view(other.shape[0], -1), band, out.view(out.shape[0], -1))
+    return out
 
 
-def _channels_last_buffer(m: int, like: Tensor) -> tuple[Tensor, Tensor]:
-    """An uninitialised ``(1, m*P, *S)`` channels-last tensor for maps like ``(P, *S)``, and its
-    ``(m, P, *S)`` view to write the maps into."""
-    planes, *sizes = like.shape
-    fmt = _CHANNELS_LAST.get(len(sizes), torch.contiguous_format)
-    buf = torch.empty((1, m * planes, *sizes), dtype=like.dtype, device=like.device, memory_format=fmt)
-    return buf, buf[0].view(m, planes, *sizes)
+def _filter_full(grads: Tensor, window: Tensor, band: Tensor, rows: Tensor) -> Tensor:
+    """The adjoint of :func:`_filter_valid` ('full' convolution, every size ``k - 1`` larger) of a
+    stack ``grads``; ``rows`` receives the filtering along the rows (``k - 1`` rows more)."""
+    _filter_rows(grads.view(grads.shape[0], -1), band, rows.view(rows.shape[0], -1), adjoint=True)
+    return _filter_other(rows, window, adjoint=True)
 
 
-def _filter_buffer(buf: Tensor, window: Tensor, m: int, *, adjoint: bool) -> Tensor:
-    """Filter a stack from :func:`_channels_last_buffer`: ``(m, P, *S')``, contiguous (map-major, so
-    the elementwise work that follows runs on contiguous memory)."""
-    out = _separable(buf, window, adjoint=adjoint).contiguous()
-    return out.view(m, out.shape[1] // m, *out.shape[2:])
+def _into(out: Tensor, op: Callable[..., Tensor], *args: Any, **kwargs: Any) -> Tensor:
+    """``op(*args, **kwargs, out=out)``. Under ``torch.compile``, which refuses an ``out=`` tensor
+    that is not contiguous, the result is computed and copied in instead (the compiler fuses the
+    two)."""
+    if torch.compiler.is_compiling():
+        return out.copy_(op(*args, **kwargs))
+    return op(*args, **kwargs, out=out)
 
 
-def _statistics(xs: Tensor, ys: Tensor, window: Tensor) -> Tensor:
-    """Filtered ``x, y, x^2 + y^2, xy`` of a strip ``(P, *S)``: ``(4, P, *S')``, contiguous."""
-    buf, maps = _channels_last_buffer(4, xs)
-    maps[0].copy_(xs)
-    maps[1].copy_(ys)
-    maps[2].copy_(torch.addcmul(xs * xs, ys, ys))
-    maps[3].copy_(xs * ys)
-    return _filter_buffer(buf, window, 4, adjoint=False)
+def _stack(xs: Tensor, ys: Tensor, cq: float, cp: float, out: Tensor) -> Tensor:
+    """The maps ``x, y, x^2 + y^2 + cq, 2xy + cp`` of strips ``xs, ys (P, n, *S)`` into ``out (n,
+    4, *S, P)``."""
+    x, y, q, p = out.unbind(1)
+    x.copy_(xs.movedim(0, -1))
+    y.copy_(ys.movedim(0, -1))
+    _into(q, torch.addcmul, x.new_tensor(cq), x, x).addcmul_(y, y)
+    _into(p, torch.addcmul, x.new_tensor(cp), x, y).addcmul_(x, y)  # as q: equal bits where x == y
+    return out
 
 
-def _ssim_terms(stats: Tensor, c1: float, c2: float) -> tuple[Tensor, ...]:
-    """``A1, A2, B1, 1/B2, positive-variance mask`` from the filtered statistics (overwritten)."""
-    mx, my, q, p = stats.unbind(0)
-    mxy = mx * my
-    m2 = torch.mul(mx, mx).addcmul_(my, my)
-    var = q.sub_(m2)
-    positive = var > 0
-    inv_b2 = var.clamp_min_(0).add_(c2).reciprocal_()
-    a2 = p.sub_(mxy).mul_(2).add_(c2)
-    b1 = m2.add_(c1)
-    a1 = mxy.mul_(2).add_(c1)
-    return a1, a2, b1, inv_b2, positive
-
-
-class _SSIMStats(torch.autograd.Function):
-    """Per-plane means of the SSIM map and of the contrast-structure map of ``x, y (P, *spatial)``."""
-
-    @staticmethod
-    def forward(ctx: FunctionCtx, x: Tensor, y: Tensor, window: Tensor, c1: float, c2: float) -> tuple[Tensor, Tensor]:
-        planes, k = x.shape[0], window.numel()
-        ctx.save_for_backward(x, y, window)
-        ctx.c = (c1, c2)  # type: ignore[attr-defined]
-        s_sum = x.new_zeros(planes)
-        cs_sum = x.new_zeros(planes)
-        if planes == 0:
-            return s_sum, cs_sum
-        dims = tuple(range(1, x.dim()))
-        for r0, r1 in _strips(x, k):
-            stats = _statistics(x[:, r0:r1 + k - 1], y[:, r0:r1 + k - 1], window)
-            a1, a2, b1, inv_b2, _ = _ssim_terms(stats, c1, c2)
-            cs = a2.mul_(inv_b2)
-            cs_sum += cs.sum(dims)
-            s_sum += a1.mul_(cs).div_(b1).sum(dims)
-        count = math.prod([n - k + 1 for n in x.shape[1:]])
-        return s_sum / count, cs_sum / count
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_s: Tensor, grad_cs: Tensor) -> tuple[Tensor | None, ...]:
-        # S = A1 A2 / (B1 B2), CS = A2 / B2 with A1 = 2 mx my + c1, A2 = 2 (p - mx my) + c2,
-        # B1 = mx^2 + my^2 + c1, B2 = max(q - mx^2 - my^2, 0) + c2 (q = E[x^2 + y^2], p = E[xy]).
-        # With ws = dL/dmean(S) / M and wc = dL/dmean(CS) / M per plane:
-        #   dL/dq  = -t,  t = [var > 0] (ws S + wc CS) / B2
-        #   dL/dp  = 2 (ws A1 / B1 + wc) / B2
-        #   dL/dmx = 2 (my a + mx b),  dL/dmy = 2 (mx a + my b),
-        #   a = (ws (A2 - A1) / B1 - wc) / B2,  b = t - ws S / B1,
-        # and the image gradients follow by the adjoint filter (K^T):
-        #   dx = K^T dmx + 2 x K^T dq + y K^T dp,  dy = K^T dmy + 2 y K^T dq + x K^T dp.
-        x, y, window = ctx.saved_tensors
-        c1, c2 = ctx.c
-        need_x, need_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        planes, k = x.shape[0], window.numel()
-        dx = torch.zeros_like(x) if need_x else None
-        dy = torch.zeros_like(y) if need_y else None
-        if planes == 0 or not (need_x or need_y):
-            return dx, dy, None, None, None
-        count = math.prod([n - k + 1 for n in x.shape[1:]])
-        per_plane = (planes,) + (1,) * (x.dim() - 1)
-        ws, wc = (grad_s / count).view(per_plane), (grad_cs / count).view(per_plane)
-        # The maps filtered back: d/dmx (only if x needs it), d/dmy (only if y does), d/dq, d/dp.
-        slots = [j for j, need in enumerate((need_x, need_y, True, True)) if need]
-        for r0, r1 in _strips(x, k):
-            rows = slice(r0, r1 + k - 1)
-            xs, ys = x[:, rows], y[:, rows]
-            stats = _statistics(xs, ys, window)
-            mx, my = stats[0], stats[1]  # _ssim_terms overwrites only stats[2:]
-            a1, a2, b1, inv_b2, positive = _ssim_terms(stats, c1, c2)
-            cs = a2 * inv_b2
-            s = torch.mul(a1, cs).div_(b1)
-            t = torch.mul(s, ws).addcmul_(cs, wc).mul_(inv_b2).mul_(positive)
-            del cs, positive
-            a = a2.sub_(a1).mul_(ws).div_(b1).sub_(wc).mul_(inv_b2)
-            b = s.div_(b1).mul_(ws).neg_().add_(t)
-            buf, grads = _channels_last_buffer(len(slots), mx)
-            out = dict(zip(slots, grads))
-            if need_x:
-                out[0].copy_(torch.addcmul(my * a, mx, b).mul_(2))
-            if need_y:
-                out[1].copy_(torch.addcmul(mx * a, my, b).mul_(2))
-            out[2].copy_(t.neg_())
-            out[3].copy_(a1.div_(b1).mul_(ws).add_(wc).mul_(inv_b2).mul_(2))
-            del stats, mx, my, a1, a2, b1, inv_b2, t, a, b, grads, out
-            back = dict(zip(slots, _filter_buffer(buf, window, len(slots), adjoint=True).unbind(0)))
-            for d, own, other, slot in ((dx, xs, ys, 0), (dy, ys, xs, 1)):
-                if d is not None:
-                    part = d[:, rows]
-                    part.add_(back[slot]).addcmul_(own, back[2], value=2).addcmul_(other, back[3])
-        return dx, dy, None, None, None
-
-
-def _strips(x: Tensor, k: int) -> list[tuple[int, int]]:
-    """Output-row ranges ``[r0, r1)`` along the first spatial dimension of ``x (P, *spatial)``."""
-    rows_out = x.shape[1] - k + 1
-    per_row = 4 * x.shape[0] * math.prod(x.shape[2:])
-    height = max(k, _STRIP_ELEMENTS // max(per_row, 1) - (k - 1))
+def _strips(x: Tensor, k: int, factor: int = 1, pooled: bool = False) -> list[tuple[int, int]]:
+    """Output-row ranges ``[r0, r1)`` along the first spatial dimension of ``x (P, *spatial)``
+    pooled ``factor`` times, about ``_STRIP_ELEMENTS`` elements of one map each (half of that
+    for the pooled levels of MS-SSIM, ``pooled``: their gradient is added to the full one in the
+    backward pass, so their working set comes on top of it)."""
+    sizes = [s // factor for s in x.shape[1:]]
+    rows_out = sizes[0] - k + 1
+    per_row = x.shape[0] * math.prod(sizes[1:])
+    height = max(k, (_STRIP_ELEMENTS // 2 if pooled else _STRIP_ELEMENTS) // max(per_row, 1))
     return [(r0, min(r0 + height, rows_out)) for r0 in range(0, rows_out, height)]
 
 
-def _ssim_planes(x: Tensor, y: Tensor, window: Tensor, data_range: float, k1: float, k2: float
-                 ) -> tuple[Tensor, Tensor]:
+def _rows(x: Tensor, r0: int, r1: int, factor: int) -> Tensor:
+    """Rows ``r0 .. r1`` of ``x (P, *spatial)`` average-pooled ``factor`` (a power of 2) times along
+    every spatial axis, odd sizes floored, as ``avg_pool`` with kernel 2 applied ``log2(factor)``
+    times; computed from those rows of ``x`` only."""
+    if factor == 1:
+        return x[:, r0:r1]
+    x = x[(slice(None), slice(r0 * factor, r1 * factor), *(slice(0, s // factor * factor) for s in x.shape[2:]))]
+    while factor > 1:  # 2x: add the two halves of every axis (contiguous rows first), then scale
+        for axis in range(1, x.dim()):
+            pairs = x.unflatten(axis, (x.shape[axis] // 2, 2))
+            x = pairs.select(axis + 1, 0) + pairs.select(axis + 1, 1)
+        x = x.mul_(0.5 ** (x.dim() - 1))
+        factor //= 2
+    return x
+
+
+#: A gradient sink of :func:`_level`: (0 for x or 1 for y, the full-resolution gradient to write or
+#: add to, per-plane weights ``(P,)`` or None for 1).
+_Sink = tuple[int, Tensor, Tensor | None]
+
+
+def _level(x: Tensor, y: Tensor, window: Tensor, c1: float, c2: float, cs_only: bool,
+           sinks: Sequence[_Sink] = (), factor: int = 1, first: bool = True, pool: int = 1) -> Tensor:
+    """Per-plane mean of the SSIM map (with ``cs_only``, the contrast-structure map) of ``x, y
+    (P, *spatial)``, average-pooled ``pool`` times strip by strip (a level of the MS-SSIM pyramid),
+    over the 'valid' positions; and, for each sink, the gradient of ``sum(weight * mean)`` with
+    respect to the inputs, in the same pass. The sinks have the full resolution, ``factor`` times
+    finer than the level: each gradient value is spread over its ``factor**d`` pixels (the adjoint
+    of the pooling). ``first``: the sinks are uninitialised and this call writes every element;
+    otherwise it adds.
+    """
+    # S = A1 A2 / (B1 B2), CS = A2 / B2 with A1 = 2 mx my + c1, B1 = mx^2 + my^2 + c1,
+    # A2 = 2 sigma_xy + c2 = P - A1 and B2 = sigma_x^2 + sigma_y^2 + c2 = max(Q - B1, c2) (the
+    # variance clamped at 0), from the filtered maps mx, my, Q = E[x^2 + y^2] + c1 + c2 and
+    # P = E[2xy] + c1 + c2. For the SSIM map
+    #   g3 = dS/dP = A1 / (B1 B2),   g2n = -dS/dQ = S / B2 [var > 0],
+    #   dS/dmx / 2 = my e + mx f,  dS/dmy / 2 = mx e + my f,  e = (A2 - A1) / (B1 B2),  f = g2n - S / B1;
+    # for the contrast-structure map
+    #   g3 = 1 / B2,   g2n = CS / B2 [var > 0],   dCS/dmx / 2 = mx g2n - my g3,  dCS/dmy / 2 = my g2n - mx g3.
+    # With dQ/dx = 2x, dP/dx = 2y, the adjoint filter K^T and M positions, the gradient of the mean is
+    #   d/dx = (2 / M) (K^T (d/dmx / 2) - x K^T g2n + y K^T g3),  d/dy likewise with x and y swapped.
+    planes, k, d = x.shape[0], window.numel(), x.dim() - 1
+    sizes = [s // pool for s in x.shape[2:]]
+    valid = [s - k + 1 for s in sizes]
+    count = math.prod([s // pool - k + 1 for s in x.shape[1:]])
+    total = x.new_zeros(planes)
+    bands: dict[int, Tensor] = {}
+    c1_ = x.new_tensor(c1)
+    per_plane = (planes,) + (1,) * d
+    scales = [(j, z, (x.new_full(per_plane, 2 / count) if w is None else w.view(per_plane) * (2 / count)))
+              for j, z, w in sinks]
+    m = 2 + len(sinks)
+    unit = math.prod(valid) * planes  # elements of one row of one map, filtered
+    buffers = _Buffers(x)
+    for i, (r0, r1) in enumerate(_strips(x, k, pool, factor > 1)):
+        n = r1 - r0
+        stack = _stack(_rows(x, r0, r1 + k - 1, pool), _rows(y, r0, r1 + k - 1, pool), c1 + c2, c1 + c2,
+                       buffers.get("stack", (n + k - 1, 4, *sizes, planes)))
+        # one buffer for the statistics (n rows of 4 maps) and, later, the gradient maps filtered
+        # along the rows (n + k - 1 rows of m maps)
+        work = buffers.get("work", (max(4 * n, m * (n + k - 1) if sinks else 0) * unit,))
+        band = bands[n] if n in bands else bands.setdefault(n, _band(window, n))
+        stats = _filter_valid(stack, window, band, work[:4 * n * unit].view(n, 4, *valid, planes))
+        mx, my, q, p = stats.unbind(1)
+
+        def temp(name: str, dtype: torch.dtype | None = None) -> Tensor:
+            return buffers.get(name, (n, *valid, planes), dtype)  # noqa: B023
+
+        # A1 and B1 (and the maps P and Q) are formed by the same operations in the same order,
+        # so identical images give S = CS = 1 exactly
+        a1 = _into(temp("a1") if not sinks else buffers.get("grads", (n, m, *valid, planes))[:, 1], torch.addcmul,
+                   c1_, mx, my).addcmul_(mx, my)
+        a2 = p.sub_(a1)
+        b1 = _into(temp("b1"), torch.addcmul, c1_, mx, mx).addcmul_(my, my)
+        var = q.sub_(b1)
+        if not sinks:
+            b2 = var.clamp_min_(c2)  # the variance clamped at 0
+            value = a2.div_(b2) if cs_only else a1.div_(b1).mul_(a2.div_(b2))
+            total += value.sum(tuple(range(value.dim() - 1)))
+            continue
+        grads = buffers.get("grads", (n, m, *valid, planes))
+        g2n, g3, *gm = grads.unbind(1)  # g3 holds A1 for now
+        means = (mx, my)
+        positive = _into(temp("positive", torch.bool), torch.gt, var, c2)
+        b2 = var.clamp_min_(c2)
+        if cs_only:
+            value = _into(temp("t"), torch.div, a2, b2)  # CS
+            total += value.sum(tuple(range(value.dim() - 1)))
+            _into(g3, torch.reciprocal, b2)
+            _into(g2n, torch.div, value, b2).mul_(positive)
+            for g, (j, _, _) in zip(gm, sinks):
+                _into(g, torch.mul, means[j], g2n).addcmul_(means[1 - j], g3, value=-1)
+        else:
+            q1, q2 = a1.div_(b1), a2.div_(b2)  # A1 / B1 (in g3), A2 / B2
+            value = _into(temp("t"), torch.mul, q1, q2)  # S
+            total += value.sum(tuple(range(value.dim() - 1)))
+            g3 = q1.div_(b2)  # A1 / (B1 B2)
+            _into(g2n, torch.div, value, b2).mul_(positive)
+            e = q2.div_(b1).sub_(g3)  # (A2 - A1) / (B1 B2)
+            f = _into(value, torch.addcdiv, g2n, value, b1, value=-1)
+            for g, (j, _, _) in zip(gm, sinks):
+                _into(g, torch.mul, e, means[1 - j]).addcmul_(f, means[j])
+        back = _filter_full(grads, window, band, work[:m * (n + k - 1) * unit].view(n + k - 1, m, *valid, planes))
+        images = (stack[:, 0], stack[:, 1])  # the strips of x and y, in the stack's layout
+        for slot, (j, z, scale) in enumerate(scales, start=2):
+            part = back[:, slot].addcmul_(images[j], back[:, 0], value=-1).addcmul_(images[1 - j], back[:, 1])
+            _spread(z, part.movedim(-1, 0), scale, r0, factor, d, overlap=0 if i == 0 else k - 1, first=first)
+    return total / count
+
+
+def _spread(z: Tensor, part: Tensor, scale: Tensor, r0: int, factor: int, d: int, *, overlap: int, first: bool
+            ) -> None:
+    """Write ``scale * part`` (a gradient strip ``(P, n, *S)`` of a level ``factor`` times coarser
+    than ``z``, at that level's rows ``r0 ..``) into ``z``. ``first``: ``z`` is written by this level
+    for the first time (the rows the strip shares with the previous one, its first ``overlap``,
+    are added, the rest written); otherwise everything is added."""
+    planes, n, *sizes = part.shape
+    if factor == 1:
+        region = z[:, r0:r0 + n]
+        if not first:
+            region.addcmul_(part, scale)
+        else:
+            region[:, :overlap].addcmul_(part[:, :overlap], scale)
+            _into(region[:, overlap:], torch.mul, part[:, overlap:], scale)
+        return
+    index = (slice(None), slice(r0 * factor, (r0 + n) * factor), *(slice(0, s * factor) for s in sizes))
+    split, spread = [planes], [planes]
+    for s in (n, *sizes):
+        split += [s, factor]
+        spread += [s, 1]
+    z[index].view(split).addcmul_(part.reshape(spread), scale.view(planes, *[1] * (2 * d)), value=1 / factor**d)
+
+
+def _pooled(x: Tensor, factor: int) -> Tensor:
+    """``x (P, *spatial)`` average-pooled ``factor`` times (as :func:`_rows`), a few rows at a time
+    so that the temporaries stay small."""
+    out = x.new_empty((x.shape[0], *[s // factor for s in x.shape[1:]]))
+    height = max(1, _STRIP_ELEMENTS // max(1, math.prod(x.shape[2:]) * factor * x.shape[0]))
+    for r0 in range(0, out.shape[1], height):
+        r1 = min(r0 + height, out.shape[1])
+        out[:, r0:r1] = _rows(x, r0, r1, factor)
+    return out
+
+
+def _coarse(x: Tensor, y: Tensor, scales: int) -> Iterator[tuple[Tensor, Tensor, int]]:
+    """For the scales ``1 .. scales - 1``: the images to pool from and the pooling factor. Scale 1
+    is pooled from the inputs strip by strip; the others from one stored copy at scale 2 (an
+    eighth of the inputs, where a copy at scale 1 would cost half)."""
+    if scales > 1:
+        yield x, y, 2
+    if scales > 2:
+        x2, y2 = _pooled(x, 4), _pooled(y, 4)
+        for j in range(2, scales):
+            yield x2, y2, 2 ** (j - 2)
+
+
+class _SSIMPyramid(torch.autograd.Function):
+    """``(M, P)``: per-plane mean contrast-structure terms at scales ``0 .. M-2`` and mean SSIM at
+    scale ``M-1`` of ``x, y (P, *spatial)`` (2x average pooling between scales; ``M = 1``: SSIM).
+
+    Only the inputs are saved. The gradient of the finest scale (the bulk of the work) is computed
+    in the forward pass, in the same strips as the values, when an input requires it: each plane's
+    term depends on that plane only, so the backward pass just scales it per plane, in place. The
+    coarser scales are recomputed in the backward pass and added to the full-resolution gradient
+    through the adjoint of the pooling. Scale 1 is pooled from the inputs strip by strip, the
+    coarser scales from one copy at scale 2 (see :func:`_coarse`).
+    """
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, x: Tensor, y: Tensor, window: Tensor, c1: float, c2: float, scales: int
+                ) -> Tensor:
+        ctx.save_for_backward(x, y, window)
+        ctx.args = (c1, c2, scales)  # type: ignore[attr-defined]
+        grads = [torch.empty(z.shape, dtype=z.dtype, device=z.device) if need else None
+                 for z, need in zip((x, y), ctx.needs_input_grad[:2])]  # type: ignore[attr-defined]
+        ctx.grads = grads  # type: ignore[attr-defined]
+        if x.shape[0] == 0:
+            return x.new_zeros(scales, 0)
+        values = []
+        with torch.autocast(x.device.type, enabled=False):  # the GEMMs and convolutions in x's dtype
+            sinks = [(j, z, None) for j, z in enumerate(grads) if z is not None]
+            values.append(_level(x, y, window, c1, c2, scales > 1, sinks))
+            for j, (xj, yj, pool) in enumerate(_coarse(x, y, scales), start=1):
+                values.append(_level(xj, yj, window, c1, c2, j < scales - 1, factor=2**j, pool=pool))
+        return torch.stack(values)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, y, window = ctx.saved_tensors
+        c1, c2, scales = ctx.args
+        grads, ctx.grads = ctx.grads, None  # scaled in place: a second backward pass recomputes them
+        if x.shape[0] == 0:
+            return (*[None if g is None else g.zero_() for g in grads], None, None, None, None)
+        per_plane = (-1,) + (1,) * (x.dim() - 1)
+        with torch.autocast(x.device.type, enabled=False):
+            if grads is None:  # exactly as in the forward pass, so that both passes agree bit for bit
+                grads = [torch.empty(z.shape, dtype=z.dtype, device=z.device) if need else None
+                         for z, need in zip((x, y), ctx.needs_input_grad[:2])]
+                _level(x, y, window, c1, c2, scales > 1, [(j, z, None) for j, z in enumerate(grads) if z is not None])
+            for z in grads:
+                if z is not None:
+                    z.mul_(grad[0].view(per_plane))
+            sinks = [(j, z, None) for j, z in enumerate(grads) if z is not None]
+            for j, (xj, yj, pool) in enumerate(_coarse(x, y, scales), start=1):
+                _level(xj, yj, window, c1, c2, j < scales - 1, [(i, z, grad[j]) for i, z, _ in sinks], factor=2**j,
+                       first=False, pool=pool)
+        return grads[0], grads[1], None, None, None, None
+
+
+def _ssim_pyramid(x: Tensor, y: Tensor, window: Tensor, data_range: float, k1: float, k2: float, scales: int
+                  ) -> Tensor:
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    out: tuple[Tensor, Tensor] = _SSIMStats.apply(x, y, window, c1, c2)  # type: ignore[no-untyped-call]
+    out: Tensor = _SSIMPyramid.apply(x, y, window, c1, c2, scales)  # type: ignore[no-untyped-call]
     return out
 
 
@@ -331,9 +520,10 @@ def ssim_loss(
     Note:
         Constant images have zero variance; :math:`C_1, C_2 > 0` keep every ratio finite. The
         variance :math:`\sigma_x^2 + \sigma_y^2` is clamped at 0 against rounding. The local
-        statistics are filtered in strips and recomputed in the backward pass (nothing is saved
-        but the inputs), so the extra memory is the gradient plus one strip's working set (a few
-        MiB) whatever the image size; double backward is not supported. Parameter mapping: pytorch-msssim's
+        statistics are filtered in strips; when an input requires a gradient, its gradient is
+        computed in the same pass (each image's loss depends on that image only, so the backward
+        pass just scales it), so the extra memory is the gradient plus one strip's working set
+        (a few MiB) whatever the image size; double backward is not supported. Parameter mapping: pytorch-msssim's
         ``1 - ssim(X, Y, data_range=L, size_average=False)`` equals ``reduction="none"``; kornia's
         ``ssim_loss(x, y, window_size, max_val=L, eps=0, padding="valid")`` equals half of this
         loss (kornia uses :math:`(1 - \mathrm{SSIM}) / 2`, averaged over pixels).
@@ -357,7 +547,7 @@ def ssim_loss(
     _check_size(pred, window_size, "ssim_loss", f"window_size={window_size}")
     x, y = _planes(pred, target)
     window = _gaussian_window(window_size, float(sigma), pred.dtype, pred.device)
-    s, _ = _ssim_planes(x, y, window, float(data_range), float(k1), float(k2))
+    s = _ssim_pyramid(x, y, window, float(data_range), float(k1), float(k2), 1)[0]
     u = 1 - s.view(pred.shape[0], pred.shape[1]).mean(1)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name="ssim_loss")
 
@@ -450,15 +640,7 @@ def ms_ssim_loss(
     _check_size(pred, minimum, "ms_ssim_loss", f"window_size={window_size} at {len(w)} scales")
     x, y = _planes(pred, target)
     window = _gaussian_window(window_size, float(sigma), pred.dtype, pred.device)
-    pool = _POOL[pred.dim() - 2]
-    terms = []
-    for j in range(len(w)):
-        s, cs = _ssim_planes(x, y, window, float(data_range), float(k1), float(k2))
-        terms.append(s if j == len(w) - 1 else cs)
-        if j < len(w) - 1:
-            x = pool(x.unsqueeze(1), 2).squeeze(1)
-            y = pool(y.unsqueeze(1), 2).squeeze(1)
-    values = torch.stack(terms)  # (M, P)
+    values = _ssim_pyramid(x, y, window, float(data_range), float(k1), float(k2), len(w))  # (M, P)
     exponents = values.new_tensor(w).unsqueeze(-1)
     positive = values > 0
     powered = torch.where(positive, torch.where(positive, values, values.new_ones(())) ** exponents,
