@@ -300,6 +300,24 @@ def _scenario(spec: lf.LossSpec) -> Figure | None:
             c = _sweep(spec, lambda r, v=var: (r, torch.zeros_like(r), torch.full_like(r, v)), xs, [{}], curves.axis)
             curves.curves.append((f"var={var}", {}, c.curves[0][2], c.curves[0][3]))
         return Figure(curves, "ŷ", "Residual against the target, for three predicted variances.")
+    if n == "ctc":
+        def frames(m: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+            logits = torch.stack([torch.zeros_like(m), m, torch.zeros_like(m)], dim=1)  # blank, a, b
+            log_probs = torch.log_softmax(logits, dim=1).unsqueeze(0).expand(3, len(m), 3)  # (T=3, N, C)
+            ones = torch.ones(len(m), dtype=torch.int64)
+            return log_probs, ones.unsqueeze(1), 3 * ones, ones
+        curves = _sweep(spec, frames, grid(-4.0, 6.0), [{}], "logit m of the label 'a' in every frame (others 0)")
+        return Figure(curves, "m", "Three frames over {blank, a, b}, target \"a\": every frame gives 'a' the logit m; "
+                      "the loss sums over the 6 alignments that read \"a\".")
+    if n == "margin":
+        def with_beta(theta: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            emb, labels = _embeddings(theta)
+            return emb, labels, torch.tensor([1.2], dtype=F64)
+        curves = _sweep(spec, with_beta, grid(0.0, math.pi, 61), [{"margin": 0.2}], "angle θ between the classes "
+                        "(radians)", batched=False)
+        return Figure(curves, "θ", "Two classes of two unit 2-D embeddings, the second class θ away from the "
+                      "first (boundary β = 1.2). The jumps are average_nonzero's divisor changing as hinges "
+                      "switch off.")
     return None
 
 
