@@ -1,4 +1,4 @@
-"""Metric-learning losses of ``_metric_extra`` and ``_metric_extra_params``: NCA, angular, tuplet
+"""Metric-learning losses of ``_metric_batch`` and ``_metric_learned``: NCA, angular, tuplet
 margin, SNR contrastive, FastAP, histogram, margin, normalized softmax, SoftTriple, large-margin
 softmax.
 
