@@ -4,6 +4,7 @@ single-process big batch exactly."""
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 
@@ -98,7 +99,9 @@ def _worker(rank: int, port: int) -> None:
     try:
         _check_vocab_parallel(rank)
         _check_ddp_normalizer(rank)
+        dist.barrier()  # every rank is done with its collectives before the group goes
     finally:
+        gc.collect()  # DDP's reducer (which holds the group) goes first
         dist.destroy_process_group()
 
 

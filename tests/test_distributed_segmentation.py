@@ -6,6 +6,7 @@ under DDP's gradient averaging: ``loss * world_size`` trains exactly as one proc
 
 from __future__ import annotations
 
+import gc
 import socket
 
 import pytest
@@ -53,7 +54,9 @@ def _worker(rank, port):
     try:
         _check_equivalence(rank)
         _check_ddp_convention(rank)
+        dist.barrier()  # every rank is done with its collectives before the group goes
     finally:
+        gc.collect()  # DDP's reducer (which holds the group) goes first
         dist.destroy_process_group()
 
 
