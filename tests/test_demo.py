@@ -162,7 +162,7 @@ def test_custom_loss_refuses_a_broadcast_target():
     with pytest.raises(TypeError, match=r"target must be an integer tensor of class indices, got dtype torch\.float32"):
         loss(logits, torch.zeros(6))
     criterion = lf.CrossEntropyLoss() + 0.1 * ConfidencePenaltyLoss()
-    with pytest.raises(ValueError):  # the sum refuses it too (cross-entropy's own check, or the penalty's)
+    with pytest.raises(lf.ShapeError, match=r"target must have shape \(N, \*\) = \(6,\).*got \(6, 1\)"):  # the sum too
         criterion(logits, torch.zeros(6, 1, dtype=torch.long))
 
 

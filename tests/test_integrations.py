@@ -163,7 +163,7 @@ def test_lightning_module_class_pickles_by_name(quiet_lightning):
     module = integ.LossforgeModule(nn.Linear(2, 2), "cross_entropy")
     assert type(module).__qualname__ == "LossforgeModule"
     assert isinstance(pickle.loads(pickle.dumps(module)), integ.LossforgeModule)
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchThing'"):
         integ.NoSuchThing  # noqa: B018
 
 

@@ -81,8 +81,9 @@ def test_parse_param_keeps_lists_and_strings():
     assert parse_param("gamma=0,1,2.5") == ("gamma", [0, 1, 2.5])
     assert parse_param("class_counts=[100,10],[10,100]") == ("class_counts", [[100, 10], [10, 100]])
     assert parse_param("mode='a,b',c") == ("mode", ["a,b", "c"])
-    for bad in ("gamma", "=1", "gamma="):
-        with pytest.raises(argparse.ArgumentTypeError):
+    for bad, why in (("gamma", "must be NAME=V1,V2"), ("=1", "must be NAME=V1,V2"),
+                     ("gamma=", "gamma needs at least one value")):
+        with pytest.raises(argparse.ArgumentTypeError, match=why):
             parse_param(bad)
 
 
