@@ -310,7 +310,7 @@ def _direct_triplets(d: Tensor, pos: Tensor, neg: Tensor, margin: float, mining:
                      average_nonzero: bool, max_pos: int) -> tuple[Tensor, Tensor]:
     """The same terms as :func:`_mined_triplets`, computed directly on ``(N, P, N)`` triplet tensors,
     where ``P`` is the largest number of positives of an anchor: used when that is small (P x K
-    batches), where it is several times faster than sorting."""
+    batches), where the ``(N, P, N)`` tensors are small and no row needs sorting."""
     pos_flag, pos_idx = torch.topk(pos.to(d.dtype), max_pos, dim=1)  # each row's positives first
     has_p = (pos_flag > 0).unsqueeze(2)  # (N, P, 1)
     d_ap = d.gather(1, pos_idx).unsqueeze(2)  # (N, P, 1)
