@@ -26,6 +26,7 @@ from torch import Tensor
 from .._core.base import FunctionLoss, loss_function
 from .._core.checks import check_choice, check_range, check_same_shape
 from .._core.errors import ShapeError, message
+from .._core.numerics import safe_pow
 from .._core.reduction import Reduction, check_reduction, reduce_loss
 from .._core.registry import register_loss
 from .._core.samples import ErrorSample, Sample, generator, rand
@@ -163,12 +164,6 @@ def _safe_atan2(y: Tensor, x: Tensor) -> Tensor:
     return torch.where(ok, torch.atan2(torch.where(ok, y, 1.0), torch.where(ok, x, 1.0)), 0.0)
 
 
-def _safe_pow(u: Tensor, exponent: float) -> Tensor:
-    """``u ** exponent`` for ``u >= 0``, 0 with zero gradient at ``u = 0`` (any exponent > 0)."""
-    ok = u > 0
-    return torch.where(ok, torch.where(ok, u, 1.0) ** exponent, 0.0)
-
-
 def _distance_term(g: _Geometry) -> Tensor:
     """``rho^2(b, b_gt) / c^2``: squared centre distance over the enclosing box's squared diagonal."""
     return _safe_div(torch.addcmul(g.dx * g.dx, g.dy, g.dy), torch.addcmul(g.cw * g.cw, g.ch, g.ch))
@@ -217,7 +212,7 @@ def _siou_u(b: Tensor, t: Tensor, *, theta: float = 4.0) -> Tensor:
     distance = 2 - torch.exp(-gamma * _safe_div(dx2, g.cw.square())) - torch.exp(-gamma * _safe_div(dy2, g.ch.square()))
     omega_w = _safe_div((g.w - g.wt).abs(), torch.maximum(g.w, g.wt))
     omega_h = _safe_div((g.h - g.ht).abs(), torch.maximum(g.h, g.ht))
-    shape = _safe_pow(1 - torch.exp(-omega_w), theta) + _safe_pow(1 - torch.exp(-omega_h), theta)
+    shape = safe_pow(1 - torch.exp(-omega_w), theta) + safe_pow(1 - torch.exp(-omega_h), theta)
     return 1 - g.iou + 0.5 * (distance + shape)
 
 

@@ -45,6 +45,7 @@ from .._core.checks import (
 )
 from .._core.distributed import all_gather_cat, all_reduce_sum, is_distributed
 from .._core.errors import ShapeError, message
+from .._core.numerics import safe_pow
 from .._core.reduction import Reduction, ignore_index_mask, reduce_loss
 from .._core.registry import register_loss
 from .._core.samples import ErrorSample, Sample, generator, rand, randint, randn
@@ -318,19 +319,11 @@ def _tversky_score(alpha: float, beta: float, smooth_nr: float,
     return score
 
 
-def _safe_pow(x: Tensor, exponent: float) -> Tensor:
-    """``x ** exponent`` for ``x >= 0``; for ``exponent < 1`` the gradient at 0 is 0 instead of inf."""
-    if exponent >= 1.0:
-        return x.pow(exponent)
-    ok = x > 0
-    return torch.where(ok, torch.where(ok, x, torch.ones_like(x)).pow(exponent), torch.zeros_like(x))
-
-
 def _focal_tversky_score(alpha: float, beta: float, gamma: float, smooth_nr: float,
                          smooth_dr: float) -> Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]:
     def score(i: Tensor, p: Tensor, t: Tensor, k: Tensor) -> Tensor:
         base = (1.0 - _tversky_index(i, p, t, alpha, beta, smooth_nr, smooth_dr)).clamp_min(0.0)
-        return _safe_pow(base, 1.0 / gamma)
+        return safe_pow(base, 1.0 / gamma)
     return score
 
 

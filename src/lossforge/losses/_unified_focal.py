@@ -8,6 +8,7 @@ from torch import Tensor
 from .._core.base import FunctionLoss, loss_function
 from .._core.checks import check_class_target_shape, check_float, check_index_range, check_index_target, upcast
 from .._core.errors import message
+from .._core.numerics import safe_pow
 from .._core.reduction import Reduction, check_reduction, ignore_index_mask, reduce_loss
 from .._core.registry import register_loss
 from .._core.samples import ErrorSample, Sample, generator, randint, randn
@@ -29,18 +30,6 @@ def _check_ufl_args(*, weight_focal: float = 0.5, delta: float = 0.6, gamma: flo
         raise ValueError(message(_LOSS, "smooth", "must be a number >= 0", repr(smooth)))
     if isinstance(background, bool) or not isinstance(background, int) or background < 0:
         raise ValueError(message(_LOSS, "background", "must be a class index >= 0", repr(background)))
-
-
-def _power(base: Tensor, exponent: Tensor) -> Tensor:
-    """``base ** exponent`` for ``base >= 0`` and ``exponent`` in (0, 1], made linear below ``eps``.
-
-    A fractional power has an infinite slope at 0 (a class segmented perfectly, a pixel predicted
-    with certainty); below ``eps`` the curve continues as the chord ``base * eps ** (exponent - 1)``,
-    which is 0 at 0 and has a finite gradient, and differs from the power by less than ``eps ** exponent``.
-    """
-    eps = torch.finfo(base.dtype).eps
-    chord = base * torch.pow(torch.full_like(exponent, eps), exponent - 1)
-    return torch.where(base < eps, chord, base.clamp_min(eps).pow(exponent))
 
 
 def _sum(t: Tensor, dims: tuple[int, ...]) -> Tensor:
@@ -113,7 +102,7 @@ def unified_focal_loss(
 
     Note:
         The cross-entropy comes from ``log_softmax`` (finite for any logit); the fractional
-        powers continue linearly below machine epsilon (see ``_power``), so the gradient stays
+        powers have a zero gradient where their base is 0 (``safe_pow``), so the gradient stays
         finite when a class is segmented perfectly. An image with every pixel ignored is left out
         of the mean (and 0.0 when every image is).
 
@@ -150,8 +139,7 @@ def unified_focal_loss(
     pv = p * valid.unsqueeze(1)
 
     log_pt = log_p.gather(1, safe.unsqueeze(1)).squeeze(1)
-    suppressed = (1 - delta) * _power(-torch.expm1(log_pt), torch.full_like(log_pt, gamma)) if gamma else (
-        torch.full_like(log_pt, 1 - delta))
+    suppressed = (1 - delta) * safe_pow(-torch.expm1(log_pt), gamma) if gamma else torch.full_like(log_pt, 1 - delta)
     focal_weight = torch.where(safe == background, suppressed, torch.full_like(log_pt, delta))
     pixels = tuple(range(1, safe.dim()))  # per image: (N,)
     counted = _sum(valid, pixels)
@@ -164,9 +152,10 @@ def unified_focal_loss(
     denominator = tp + delta * fn + (1 - delta) * fp + smooth
     defined = denominator > 0
     tversky = torch.where(defined, (tp + smooth) / torch.where(defined, denominator, 1.0), 1.0)
-    exponent = torch.full((classes,), 1 - gamma, dtype=p.dtype, device=p.device)
-    exponent[background] = 1.0
-    ft = _power((1 - tversky).clamp_min(0), exponent.expand_as(tversky)).mean(1)
+    miss = (1 - tversky).clamp_min(0)
+    enhanced = safe_pow(miss, 1 - gamma) if gamma < 1 else torch.ones_like(miss)  # (1 - T)^0 = 1
+    is_background = torch.arange(classes, device=p.device) == background
+    ft = torch.where(is_background, miss, enhanced).mean(1)
     u = weight_focal * focal + (1 - weight_focal) * ft
     keep = counted > 0  # an image with every pixel ignored has nothing to score
     u = torch.where(keep, u, u.new_zeros(()))
