@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["safe_pow"]
+__all__ = ["safe_pow", "sum_over"]
 
 
 def safe_pow(x: Tensor, exponent: float) -> Tensor:
@@ -27,3 +27,8 @@ def safe_pow(x: Tensor, exponent: float) -> Tensor:
         return x.pow(exponent)
     ok = x > 0
     return torch.where(ok, torch.where(ok, x, torch.ones_like(x)).pow(exponent), torch.zeros_like(x))
+
+
+def sum_over(t: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """``t`` summed over ``dims``, and ``t`` itself when ``dims`` is empty (``t.sum(())`` sums everything)."""
+    return t.sum(dims) if dims else t

@@ -8,7 +8,7 @@ from torch import Tensor
 from .._core.base import FunctionLoss, loss_function
 from .._core.checks import check_class_target_shape, check_float, check_index_range, check_index_target, upcast
 from .._core.errors import message
-from .._core.numerics import safe_pow
+from .._core.numerics import safe_pow, sum_over
 from .._core.reduction import Reduction, check_reduction, ignore_index_mask, reduce_loss
 from .._core.registry import register_loss
 from .._core.samples import ErrorSample, Sample, generator, randint, randn
@@ -30,11 +30,6 @@ def _check_ufl_args(*, weight_focal: float = 0.5, delta: float = 0.6, gamma: flo
         raise ValueError(message(_LOSS, "smooth", "must be a number >= 0", repr(smooth)))
     if isinstance(background, bool) or not isinstance(background, int) or background < 0:
         raise ValueError(message(_LOSS, "background", "must be a class index >= 0", repr(background)))
-
-
-def _sum(t: Tensor, dims: tuple[int, ...]) -> Tensor:
-    """``t`` summed over ``dims`` (unchanged when there are none: ``sum(())`` would sum everything)."""
-    return t.sum(dims) if dims else t
 
 
 @loss_function
@@ -142,13 +137,13 @@ def unified_focal_loss(
     suppressed = (1 - delta) * safe_pow(-torch.expm1(log_pt), gamma) if gamma else torch.full_like(log_pt, 1 - delta)
     focal_weight = torch.where(safe == background, suppressed, torch.full_like(log_pt, delta))
     pixels = tuple(range(1, safe.dim()))  # per image: (N,)
-    counted = _sum(valid, pixels)
-    focal = _sum(focal_weight * -log_pt * valid, pixels) / counted.clamp_min(1)
+    counted = sum_over(valid, pixels)
+    focal = sum_over(focal_weight * -log_pt * valid, pixels) / counted.clamp_min(1)
 
     spatial = tuple(range(2, p.dim()))  # per image and class: (N, C)
-    tp = _sum(pv * one_hot, spatial)
-    fn = _sum((valid.unsqueeze(1) - pv) * one_hot, spatial)
-    fp = _sum(pv * (1 - one_hot), spatial)
+    tp = sum_over(pv * one_hot, spatial)
+    fn = sum_over((valid.unsqueeze(1) - pv) * one_hot, spatial)
+    fp = sum_over(pv * (1 - one_hot), spatial)
     denominator = tp + delta * fn + (1 - delta) * fp + smooth
     defined = denominator > 0
     tversky = torch.where(defined, (tp + smooth) / torch.where(defined, denominator, 1.0), 1.0)

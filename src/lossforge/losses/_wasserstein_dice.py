@@ -8,6 +8,7 @@ from torch import Tensor
 from .._core.base import FunctionLoss, loss_function
 from .._core.checks import check_class_target_shape, check_float, check_index_range, check_index_target, upcast
 from .._core.errors import ShapeError, message
+from .._core.numerics import sum_over
 from .._core.reduction import Reduction, check_reduction, ignore_index_mask, reduce_loss
 from .._core.registry import register_loss
 from .._core.samples import ErrorSample, Sample, generator, randint, randn
@@ -140,8 +141,8 @@ def generalized_wasserstein_dice_loss(
         w = torch.where(keep, w, w.new_zeros(()))
         alpha = torch.where(keep, alpha, alpha.new_zeros(()))
     dims = tuple(range(1, w.dim()))
-    tp = (alpha * (1 - w)).sum(dims) if dims else alpha * (1 - w)
-    err = w.sum(dims) if dims else w
+    tp = sum_over(alpha * (1 - w), dims)
+    err = sum_over(w, dims)
     numerator = 2 * tp + float(smooth_nr)
     denominator = 2 * tp + err + float(smooth_dr)
     defined = denominator > 0
