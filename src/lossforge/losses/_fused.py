@@ -50,6 +50,7 @@ busy machine thousands of them would each wait for a descheduled worker.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import math
 import os
@@ -60,6 +61,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .. import _native
 from .._core.reduction import reduce_loss, reduce_total
 
 __all__: list[str] = []
@@ -96,6 +98,11 @@ class Kernel(NamedTuple):
     target_sign: float | None = None
     #: the sum of ``U`` over a block and its scaled ``dU/dx`` (CPU), or None: from ``block_fn``
     sum_fn: SumFn | None = None
+    #: the name of a native block sum (``lf_<name>_sum_f32`` in ``lossforge/_native``) computing what
+    #: ``sum_fn`` does for float32 on the CPU in one vectorised pass; None where there is none
+    native: str | None = None
+    #: the native kernel's parameters (p0, p1), derived from ``params``
+    native_params: tuple[float, ...] = ()
 
 
 def _block_size(x: Tensor, elements: int) -> int:
@@ -205,6 +212,9 @@ def block_sum(kernel: Kernel, x: Tensor, t: Tensor, grad_scale: float | Tensor |
     ``x`` and ``t`` have one shape and at least one element. ``kernel.sum_fn`` is used on the CPU; a
     block whose shortcut sum is not finite is done again (sum and derivative) with ``block_fn``.
     """
+    native = _native_sum(kernel, x, t)
+    if native is not None:
+        return _native_block_sum(native, kernel, x, t, grad_scale)
     n = x.numel()
     xf, tf = x.reshape(-1), t.reshape(-1)
     g = None if grad_scale is None else torch.empty_like(xf, memory_format=torch.contiguous_format)
@@ -233,6 +243,57 @@ def block_sum(kernel: Kernel, x: Tensor, t: Tensor, grad_scale: float | Tensor |
                 partial[b] = safe(xf[i:j], tf[i:j], None if g is None else g[i:j], scale,
                                   [s[:j - i] for s in tmp], *params)
         total = partial.sum(dtype=torch.float64)
+    return total, None if g is None else g.view(x.shape)
+
+
+#: Elements per native block: the native sums call no ATen operation, so a block need not stay below
+#: ATen's parallel grain; 256 KiB of float32 per array keeps a block's three arrays in the L2 cache.
+NATIVE_BLOCK_ELEMENTS = 1 << 16
+# lf_<name>_sum_f32(x, t, g or NULL, n, scale, p0, p1) -> the block's sum of U, as a double
+_NATIVE_SUM_ARGS = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                    ctypes.c_double, ctypes.c_double, ctypes.c_double)
+
+
+def _native_sum(kernel: Kernel, x: Tensor, t: Tensor) -> Callable[..., float] | None:
+    """The native block sum for this call, or None (no native kernel, not float32 on the CPU, or the
+    native library unavailable: ``lossforge._native.status()``)."""
+    if kernel.native is None or x.dtype != torch.float32 or x.device.type != "cpu" or t.dtype != torch.float32:
+        return None
+    return _native.function("elementwise", f"lf_{kernel.native}_sum_f32", ctypes.c_double, _NATIVE_SUM_ARGS)
+
+
+def _native_block_sum(fn: Callable[..., float], kernel: Kernel, x: Tensor, t: Tensor,
+                      grad_scale: float | Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """:func:`block_sum` through the native kernel ``fn``: one C call per block of
+    :data:`NATIVE_BLOCK_ELEMENTS`, the blocks shared among threads (``ctypes`` releases the GIL), the
+    partial sums (double) added in block order. A block whose sum is not finite is done again with the
+    exact ATen kernel, as in :func:`block_sum`."""
+    n = x.numel()
+    xf, tf = x.reshape(-1).contiguous(), t.reshape(-1).contiguous()
+    g = None if grad_scale is None else torch.empty(n, dtype=x.dtype)
+    block = min(NATIVE_BLOCK_ELEMENTS, n)
+    scale = 0.0 if grad_scale is None else float(grad_scale)
+    p = [*kernel.native_params, 0.0, 0.0]
+    xp, tp, gp = xf.data_ptr(), tf.data_ptr(), None if g is None else g.data_ptr()
+    size = xf.element_size()
+    partial = [0.0] * -(-n // block)
+
+    def body(b: int, i: int, j: int, tmp: list[Tensor]) -> None:
+        partial[b] = fn(xp + i * size, tp + i * size, None if gp is None else gp + i * size, j - i,
+                        scale, p[0], p[1])
+
+    _for_blocks(xf, block, 0, body)
+    if not all(map(math.isfinite, partial)):  # a shortcut overflowed (or an input is not finite)
+        safe = _derived_sum(kernel)
+        scratch = max(kernel.scratch + 1, SUM_SCRATCH)
+        with torch.no_grad():
+            tmp = [xf.new_empty(block) for _ in range(scratch)]
+            for b, value in enumerate(partial):
+                if not math.isfinite(value):
+                    i, j = b * block, min(b * block + block, n)
+                    partial[b] = float(safe(xf[i:j], tf[i:j], None if g is None else g[i:j], scale,
+                                            [s[:j - i] for s in tmp], *kernel.params))
+    total = torch.tensor(sum(partial, 0.0), dtype=torch.float64)  # in block order: deterministic
     return total, None if g is None else g.view(x.shape)
 
 

@@ -208,19 +208,24 @@ def _constant(value: float, dtype: torch.dtype, device: torch.device, log: bool 
 
 def _residual_loss(block_fn: BlockFn, plain_fn: PlainFn, params: tuple[Any, ...], scratch: int,
                    pred: Tensor, target: Tensor, reduction: Reduction, *, sample_weight: Tensor | None,
-                   mask: Tensor | None, loss_name: str, fast: SumFn | None = None) -> Tensor:
+                   mask: Tensor | None, loss_name: str, fast: SumFn | None = None,
+                   native: tuple[str, tuple[float, ...]] | None = None) -> Tensor:
     """The reduced loss of ``pred - target``: the fused kernel for two plain float32/float64 tensors of
     one dtype, shape and device (a plain mean or sum never forming ``U``: ``._fused.reduced``), else
     (and under compile and ``torch.func``) the formula; either way reduced by ``reduce_loss``'s rules.
 
-    ``fast`` is the kernel's ``sum_fn`` for a plain mean or sum, where the loss has one.
+    ``fast`` is the kernel's ``sum_fn`` for a plain mean or sum, where the loss has one, and ``native``
+    the name and parameters of the native kernel (``lossforge/_native/elementwise.c``) that computes the
+    same for float32 in one pass.
     """
     if (torch.compiler.is_compiling() or transforms_active() or pred.dtype != target.dtype
             or pred.shape != target.shape or pred.device != target.device
             or not (plain_float(pred) and plain_float(target))):
         return reduce_loss(plain_fn(pred, target, None, *params), reduction, sample_weight=sample_weight,
                            mask=mask, loss_name=loss_name)
-    kernel = Kernel(block_fn, plain_fn, params, scratch, target_sign=-1.0, sum_fn=fast)
+    name, native_params = (None, ()) if native is None or fast is None else native
+    kernel = Kernel(block_fn, plain_fn, params, scratch, target_sign=-1.0, sum_fn=fast, native=name,
+                    native_params=native_params)
     return reduced(kernel, pred, target, reduction, sample_weight=sample_weight, mask=mask, loss_name=loss_name)
 
 
@@ -572,7 +577,7 @@ def l1_loss(
     """
     pred, target = _prepare(pred, target, "l1_loss")
     return _residual_loss(_l1_block, _l1_plain, (), 1, pred, target, reduction, sample_weight=sample_weight,
-                          mask=mask, loss_name="l1_loss", fast=_l1_sum)
+                          mask=mask, loss_name="l1_loss", fast=_l1_sum, native=("l1", ()))
 
 
 class L1Loss(FunctionLoss):
@@ -646,7 +651,7 @@ def mse_loss(
     """
     pred, target = _prepare(pred, target, "mse_loss")
     return _residual_loss(_mse_block, _mse_plain, (), 1, pred, target, reduction, sample_weight=sample_weight,
-                          mask=mask, loss_name="mse_loss", fast=_mse_sum)
+                          mask=mask, loss_name="mse_loss", fast=_mse_sum, native=("mse", ()))
 
 
 class MSELoss(FunctionLoss):
@@ -741,7 +746,7 @@ def huber_loss(
     pred, target = _prepare(pred, target, "huber_loss")
     return _residual_loss(_huber_block, _huber_plain, (float(delta),), 3, pred, target, reduction,
                           sample_weight=sample_weight, mask=mask, loss_name="huber_loss",
-                          fast=_huber_sum)
+                          fast=_huber_sum, native=("huber", (float(delta),)))
 
 
 class HuberLoss(FunctionLoss):
@@ -838,10 +843,12 @@ def smooth_l1_loss(
     pred, target = _prepare(pred, target, "smooth_l1_loss")
     if beta == 0:
         return _residual_loss(_l1_block, _l1_plain, (), 1, pred, target, reduction, sample_weight=sample_weight,
-                              mask=mask, loss_name="smooth_l1_loss", fast=_l1_sum)
+                              mask=mask, loss_name="smooth_l1_loss", fast=_l1_sum,
+                              native=("l1", ()))
     return _residual_loss(_smooth_l1_block, _smooth_l1_plain, (float(beta),), 3, pred, target, reduction,
                           sample_weight=sample_weight, mask=mask, loss_name="smooth_l1_loss",
-                          fast=_smooth_l1_sum)
+                          fast=_smooth_l1_sum,
+                          native=("smooth_l1", (float(beta), 1.0 / float(beta))) if _moderate(float(beta)) else None)
 
 
 class SmoothL1Loss(FunctionLoss):
@@ -935,7 +942,7 @@ def log_cosh_loss(
     pred, target = _prepare(pred, target, "log_cosh_loss")
     return _residual_loss(_log_cosh_block, _log_cosh_plain, (), 4, pred, target, reduction,
                           sample_weight=sample_weight, mask=mask, loss_name="log_cosh_loss",
-                          fast=_log_cosh_sum)
+                          fast=_log_cosh_sum, native=("log_cosh", ()))
 
 
 class LogCoshLoss(FunctionLoss):
@@ -1023,7 +1030,7 @@ def charbonnier_loss(
     pred, target = _prepare(pred, target, "charbonnier_loss")
     return _residual_loss(_charbonnier_block, _charbonnier_plain, (float(eps),), 2, pred, target, reduction,
                           sample_weight=sample_weight, mask=mask, loss_name="charbonnier_loss",
-                          fast=_charbonnier_sum if _moderate(eps) else None)
+                          fast=_charbonnier_sum if _moderate(eps) else None, native=("charbonnier", (float(eps),)))
 
 
 class CharbonnierLoss(FunctionLoss):
@@ -1121,7 +1128,8 @@ def cauchy_loss(
     k = float(scale) * math.sqrt(2.0)
     return _residual_loss(_cauchy_block, _cauchy_plain, (k,), 5, pred, target, reduction,
                           sample_weight=sample_weight, mask=mask, loss_name="cauchy_loss",
-                          fast=_cauchy_sum if _moderate(k) else None)
+                          fast=_cauchy_sum if _moderate(k) else None,
+                          native=("cauchy", (1.0 / (k * k),)) if _moderate(k) else None)
 
 
 class CauchyLoss(FunctionLoss):
@@ -1308,7 +1316,8 @@ def welsch_loss(
     pred, target = _prepare(pred, target, "welsch_loss")
     return _residual_loss(_welsch_block, _welsch_plain, (float(scale),), 2, pred, target, reduction,
                           sample_weight=sample_weight, mask=mask, loss_name="welsch_loss",
-                          fast=_welsch_sum if _moderate(scale) else None)
+                          fast=_welsch_sum if _moderate(scale) else None,
+                          native=("welsch", (float(scale) ** -2.0,)) if _moderate(scale) else None)
 
 
 class WelschLoss(FunctionLoss):

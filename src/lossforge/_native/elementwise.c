@@ -1,0 +1,111 @@
+/* Block sums of the fused elementwise regression losses (lossforge/losses/_fused.py), float32.
+ *
+ * lf_<loss>_sum_f32(x, t, g, n, scale, p0, p1) returns the sum over i < n of U(x[i] - t[i]), added in
+ * double, and, unless g is NULL, writes scale * dU/dd into g[i]. p0 and p1 are the loss's parameters.
+ * Each is the same formula as the loss's ATen block sum (`_*_sum` in _regression.py), evaluated in one
+ * vectorised pass. A shortcut that overflows (d * d) makes the sum non-finite, and the caller then
+ * does the block again with the exact ATen kernel.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* glibc's vector math library (libmvec) has SIMD versions of these: declared so, the compiler may
+   vectorise the loops that call them (the scalar versions are used where libmvec is not linked). */
+#pragma omp declare simd notinbranch
+float expm1f(float);
+#pragma omp declare simd notinbranch
+float log1pf(float);
+#pragma omp declare simd notinbranch
+float expf(float);
+
+/* One loop with the gradient, one without; BODY sets u (the loss) and du (dU/dd) from d. */
+#define LF_SUM_KERNEL(NAME, BODY)                                                              \
+    double lf_##NAME##_sum_f32(const float *restrict x, const float *restrict t,               \
+                               float *restrict g, int64_t n, double scale_, double p0_,        \
+                               double p1_) {                                                   \
+        const float scale = (float)scale_, p0 = (float)p0_, p1 = (float)p1_;                   \
+        (void)p0;                                                                              \
+        (void)p1;                                                                              \
+        double acc = 0.0;                                                                      \
+        if (g) {                                                                               \
+            _Pragma("omp simd reduction(+ : acc)") for (int64_t i = 0; i < n; i++) {           \
+                const float d = x[i] - t[i];                                                   \
+                float u, du;                                                                   \
+                BODY;                                                                          \
+                g[i] = du * scale;                                                             \
+                acc += (double)u;                                                              \
+            }                                                                                  \
+        } else {                                                                               \
+            _Pragma("omp simd reduction(+ : acc)") for (int64_t i = 0; i < n; i++) {           \
+                const float d = x[i] - t[i];                                                   \
+                float u, du;                                                                   \
+                BODY;                                                                          \
+                (void)du;                                                                      \
+                acc += (double)u;                                                              \
+            }                                                                                  \
+        }                                                                                      \
+        return acc;                                                                            \
+    }
+
+/* |d|; sign(d) (0 at 0, NaN stays NaN) */
+LF_SUM_KERNEL(l1, {
+    u = fabsf(d);
+    du = d > 0.0f ? 1.0f : (d < 0.0f ? -1.0f : d);
+})
+
+/* d^2; 2d */
+LF_SUM_KERNEL(mse, {
+    u = d * d;
+    du = 2.0f * d;
+})
+
+/* c (d - c/2), c = clamp(d, -delta, delta); c.  p0 = delta */
+LF_SUM_KERNEL(huber, {
+    const float c = d < -p0 ? -p0 : (d > p0 ? p0 : d);
+    u = c * (d - 0.5f * c);
+    du = c;
+})
+
+/* huber(beta) / beta.  p0 = beta, p1 = 1 / beta */
+LF_SUM_KERNEL(smooth_l1, {
+    const float c = d < -p0 ? -p0 : (d > p0 ? p0 : d);
+    u = c * (d - 0.5f * c) * p1;
+    du = c * p1;
+})
+
+/* a = |d|. Below 1: log cosh a = log1p(m^2 / (2 (1 + m))), m = expm1(a) (no cancellation: a^2/2 to
+   full relative precision), and y = expm1(-2a) = -m (m + 2) / (1 + m)^2. From 1 on:
+   log cosh a = a + log1p(y / 2), y = expm1(-2a) (nothing overflows). tanh a = -y / (2 + y). One expm1f
+   and one log1pf per element, the branch chosen by selects. */
+LF_SUM_KERNEL(log_cosh, {
+    const float a = fabsf(d);
+    const int near = a < 1.0f;
+    const float e = expm1f(near ? a : -2.0f * a);
+    const float y = near ? -(e * (e + 2.0f)) / ((1.0f + e) * (1.0f + e)) : e;
+    u = (near ? 0.0f : a) + log1pf(near ? e * e / (2.0f + 2.0f * e) : 0.5f * e);
+    du = copysignf(-y / (2.0f + y), d);
+})
+
+/* d^2 / (sqrt(q) + eps), q = d^2 + eps^2; d / sqrt(q).  p0 = eps */
+LF_SUM_KERNEL(charbonnier, {
+    const float d2 = d * d;
+    const float s = sqrtf(d2 + p0 * p0);
+    u = d2 / (s + p0);
+    du = d / s;
+})
+
+/* log1p(q), q = d^2 / k^2; 2 d / (k^2 (1 + q)).  p0 = 1 / k^2 */
+LF_SUM_KERNEL(cauchy, {
+    const float q = d * d * p0;
+    u = log1pf(q);
+    du = 2.0f * p0 * d / (1.0f + q);
+})
+
+/* -expm1(q); d exp(q) / c^2, q = -d^2 / (2 c^2): exp(q) by its own call, not as 1 + expm1(q), which
+   loses its relative precision where exp(q) is small.  p0 = 1 / c^2 */
+LF_SUM_KERNEL(welsch, {
+    const float q = -0.5f * p0 * d * d;
+    u = -expm1f(q);
+    du = d * expf(q) * p0;
+})

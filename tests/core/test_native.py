@@ -1,0 +1,229 @@
+"""The optional native kernels (``lossforge/_native``): building, caching, switching off, and the fused
+elementwise block sums they provide, held to the ATen path and to float64."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import lossforge.functional as LF
+from lossforge import _native
+from lossforge.losses import _fused
+
+F64 = torch.float64
+# several native blocks and a ragged last one
+N = 2 * _fused.NATIVE_BLOCK_ELEMENTS + 37
+
+CASES = [
+    (LF.mse_loss, {}, "mse"),
+    (LF.l1_loss, {}, "l1"),
+    (LF.huber_loss, {"delta": 0.7}, "huber"),
+    (LF.smooth_l1_loss, {"beta": 0.5}, "smooth_l1"),
+    (LF.smooth_l1_loss, {"beta": 0.0}, "l1"),
+    (LF.log_cosh_loss, {}, "log_cosh"),
+    (LF.charbonnier_loss, {"eps": 0.1}, "charbonnier"),
+    (LF.cauchy_loss, {"scale": 0.7}, "cauchy"),
+    (LF.welsch_loss, {"scale": 1.3}, "welsch"),
+]
+IDS = [f"{fn.__name__}{kw}" for fn, kw, _ in CASES]
+
+
+def _native_available() -> bool:
+    return _native.library("elementwise") is not None
+
+
+needs_native = pytest.mark.skipif(
+    not _native_available() and os.environ.get("LOSSFORGE_NATIVE") != "1",
+    reason="no C compiler: the native kernels are off (CI sets LOSSFORGE_NATIVE=1, which makes this an error)")
+
+
+@pytest.fixture
+def aten_only(monkeypatch):
+    """Run the fused losses without the native kernels (their ATen block sums)."""
+    monkeypatch.setattr(_fused, "_native_sum", lambda kernel, x, t: None)
+
+
+def _value_and_grad(fn, kwargs, pred, target, reduction="mean"):
+    p = pred.clone().requires_grad_(True)
+    out = fn(p, target, reduction=reduction, **kwargs)
+    out.backward()
+    return out.detach(), p.grad
+
+
+def _inputs(n: int = N, scale: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, generator=g) * scale, torch.randn(n, generator=g)
+
+
+@needs_native
+def test_native_library_builds_and_is_used():
+    assert _native.status()["elementwise"].startswith("on:")
+    lib = _native.library("elementwise")
+    for _, _, name in CASES:
+        assert hasattr(lib, f"lf_{name}_sum_f32")
+    used = []
+    original = _fused._native_block_sum
+
+    def spy(*args, **kwargs):
+        used.append(True)
+        return original(*args, **kwargs)
+
+    pred, target = _inputs(100)
+    _fused._native_block_sum = spy
+    try:
+        LF.huber_loss(pred.requires_grad_(True), target).backward()
+    finally:
+        _fused._native_block_sum = original
+    assert used
+
+
+@needs_native
+@pytest.mark.parametrize(("fn", "kwargs", "name"), CASES, ids=IDS)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_native_equals_aten_and_float64(fn, kwargs, name, reduction, monkeypatch):
+    pred, target = _inputs()
+    value, grad = _value_and_grad(fn, kwargs, pred, target, reduction)
+    ref, ref_grad = _value_and_grad(fn, kwargs, pred.double(), target.double(), reduction)
+    torch.testing.assert_close(value.double(), ref, rtol=2e-6, atol=0)
+    torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-5, atol=1e-6 * float(ref_grad.abs().max()))
+    monkeypatch.setattr(_fused, "_native_sum", lambda kernel, x, t: None)
+    aten, aten_grad = _value_and_grad(fn, kwargs, pred, target, reduction)
+    torch.testing.assert_close(value, aten, rtol=2e-6, atol=0)
+    torch.testing.assert_close(grad, aten_grad, rtol=1e-5, atol=1e-6 * float(aten_grad.abs().max()))
+
+
+@needs_native
+@pytest.mark.parametrize(("fn", "kwargs", "name"), CASES, ids=IDS)
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 1000])
+def test_native_small_and_ragged_sizes(fn, kwargs, name, n):
+    pred, target = _inputs(n)
+    value, grad = _value_and_grad(fn, kwargs, pred, target)
+    ref, ref_grad = _value_and_grad(fn, kwargs, pred.double(), target.double())
+    torch.testing.assert_close(value.double(), ref, rtol=2e-6, atol=1e-12)
+    torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-5, atol=1e-6 * float(ref_grad.abs().max()))
+
+
+@needs_native
+@pytest.mark.parametrize(("fn", "kwargs", "name"), CASES, ids=IDS)
+def test_native_without_gradient_and_tiny_residuals(fn, kwargs, name):
+    pred, target = _inputs(scale=1e-3)
+    target = torch.zeros_like(target)
+    with torch.no_grad():
+        value = fn(pred, target, **kwargs)
+    ref = fn(pred.double(), target.double(), reduction="none", **kwargs).mean()
+    torch.testing.assert_close(value.double(), ref, rtol=1e-5, atol=0)
+
+
+@needs_native
+@pytest.mark.parametrize(("fn", "kwargs", "name"), CASES, ids=IDS)
+def test_native_overflowing_block_is_redone_exactly(fn, kwargs, name):
+    """Residuals whose square overflows float32 in one block: that block is done again by the exact
+    ATen kernel, so the value and gradient match the ``"none"`` path."""
+    if fn is LF.mse_loss:
+        pytest.skip("the squared error itself overflows")
+    pred, target = _inputs()
+    pred[_fused.NATIVE_BLOCK_ELEMENTS + 3: _fused.NATIVE_BLOCK_ELEMENTS + 6] = torch.tensor([1e30, -1e30, 1e25])
+    value, grad = _value_and_grad(fn, kwargs, pred, target)
+    p = pred.clone().requires_grad_(True)
+    fn(p, target, reduction="none", **kwargs).mean().backward()
+    assert torch.isfinite(value) and torch.isfinite(grad).all()
+    ref = fn(pred.double(), target.double(), reduction="none", **kwargs).mean()
+    torch.testing.assert_close(value.double(), ref, rtol=2e-6, atol=0)
+    torch.testing.assert_close(grad, p.grad, rtol=1e-5, atol=1e-6 * float(p.grad.abs().max()))
+
+
+@needs_native
+@pytest.mark.parametrize(("fn", "kwargs", "name"), CASES, ids=IDS)
+def test_native_propagates_nan(fn, kwargs, name):
+    pred, target = _inputs(1000)
+    pred[10] = float("nan")
+    assert torch.isnan(fn(pred, target, **kwargs))
+
+
+@needs_native
+def test_native_is_deterministic_and_independent_of_threads():
+    pred, target = _inputs(3 * _fused.NATIVE_BLOCK_ELEMENTS + 5)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2, 1, 2):
+            torch.set_num_threads(count)
+            results.append(_value_and_grad(LF.log_cosh_loss, {}, pred, target))
+    finally:
+        torch.set_num_threads(threads)
+    for value, grad in results[1:]:
+        assert torch.equal(value, results[0][0]) and torch.equal(grad, results[0][1])
+
+
+@needs_native
+def test_native_non_contiguous_inputs():
+    pred, target = _inputs(2 * 1000)
+    p, t = pred[::2], target[1::2]
+    value, grad = _value_and_grad(LF.welsch_loss, {}, p, t)
+    ref, ref_grad = _value_and_grad(LF.welsch_loss, {}, p.double(), t.double())
+    torch.testing.assert_close(value.double(), ref, rtol=2e-6, atol=0)
+    torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(("fn", "kwargs", "name"), CASES, ids=IDS)
+def test_aten_block_sums_without_native(fn, kwargs, name, aten_only):
+    pred, target = _inputs()
+    value, grad = _value_and_grad(fn, kwargs, pred, target)
+    ref, ref_grad = _value_and_grad(fn, kwargs, pred.double(), target.double())
+    torch.testing.assert_close(value.double(), ref, rtol=2e-6, atol=0)
+    torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-5, atol=1e-6 * float(ref_grad.abs().max()))
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter with ``env`` added (the library state is per process)."""
+    full = {k: v for k, v in os.environ.items() if k not in ("CC", "LOSSFORGE_NATIVE")}
+    full.update(env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full, check=False,
+                          timeout=300)
+
+
+STATUS = "from lossforge import _native; print(_native.status()['elementwise'])"
+LOSS = ("import torch, lossforge.functional as LF; x = torch.randn(1000); "
+        "print(float(LF.log_cosh_loss(x, torch.zeros(1000))))")
+
+
+def test_switched_off_by_environment(tmp_path):
+    done = _run(STATUS, LOSSFORGE_NATIVE="0", LOSSFORGE_CACHE_DIR=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("off: off (LOSSFORGE_NATIVE=0)")
+    assert not list(tmp_path.iterdir())
+
+
+def test_without_a_compiler_the_losses_still_work(tmp_path):
+    code = f"{STATUS}; {LOSS}"
+    done = _run(code, CC=str(tmp_path / "no-such-compiler"), PATH="/nonexistent", LOSSFORGE_CACHE_DIR=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("off: no C compiler found")
+    assert float(done.stdout.split()[-1]) > 0
+
+
+def test_a_failing_compiler_is_reported_and_required_mode_raises(tmp_path):
+    failing = tmp_path / "cc"
+    failing.write_text("#!/bin/sh\necho 'cc: broken' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    done = _run(f"{STATUS}; {LOSS}", CC=str(failing), LOSSFORGE_CACHE_DIR=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("off: could not build elementwise.c") and "broken" in done.stdout
+    done = _run(LOSS, CC=str(failing), LOSSFORGE_NATIVE="1", LOSSFORGE_CACHE_DIR=str(tmp_path))
+    assert done.returncode != 0 and "NativeUnavailableError: LOSSFORGE_NATIVE=1 but could not build" in done.stderr
+
+
+@needs_native
+def test_built_once_then_loaded_from_the_cache(tmp_path):
+    first = _run(STATUS, LOSSFORGE_CACHE_DIR=str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("on: built ")
+    built = sorted(p.name for p in tmp_path.glob("lossforge-elementwise-*"))
+    assert len(built) == 1 and built[0].endswith(".so")
+    second = _run(STATUS, LOSSFORGE_CACHE_DIR=str(tmp_path))
+    assert second.stdout.startswith("on: loaded ")
+    assert sorted(p.name for p in tmp_path.glob("lossforge-elementwise-*")) == built
