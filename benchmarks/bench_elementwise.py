@@ -44,6 +44,13 @@ def _cases() -> dict[str, tuple[Callable[..., torch.Tensor], Formula | None, For
         "charbonnier": ("charbonnier_loss", None, lambda p, t: torch.sqrt((p - t) ** 2 + 1e-6).mean()),
         "cauchy": ("cauchy_loss", None, lambda p, t: torch.log1p(0.5 * (p - t) ** 2).mean()),
         "welsch": ("welsch_loss", None, lambda p, t: (1 - torch.exp(-0.5 * (p - t) ** 2)).mean()),
+        "geman_mcclure": ("geman_mcclure_loss", None,
+                          lambda p, t: (2 * (p - t) ** 2 / ((p - t) ** 2 + 4)).mean()),
+        "tukey_biweight": ("tukey_biweight_loss", None,
+                           lambda p, t: (4.685 ** 2 / 6 * (1 - (1 - ((p - t) / 4.685).clamp(-1, 1) ** 2) ** 3)).mean()),
+        "wing": ("wing_loss", None,
+                 lambda p, t: torch.where((p - t).abs() < 10, 10 * torch.log1p((p - t).abs() / 2),
+                                          (p - t).abs() - (10 - 10 * math.log1p(5.0))).mean()),
     }
     for name, (fn_name, ref, formula) in optional.items():
         fn = getattr(LF, fn_name, None)

@@ -28,6 +28,9 @@ CASES = [
     (LF.charbonnier_loss, {"eps": 0.1}, "charbonnier"),
     (LF.cauchy_loss, {"scale": 0.7}, "cauchy"),
     (LF.welsch_loss, {"scale": 1.3}, "welsch"),
+    (LF.geman_mcclure_loss, {"scale": 0.8}, "geman_mcclure"),
+    (LF.tukey_biweight_loss, {"c": 2.0}, "tukey_biweight"),
+    (LF.wing_loss, {"w": 2.0, "epsilon": 0.5}, "wing"),
 ]
 IDS = [f"{fn.__name__}{kw}" for fn, kw, _ in CASES]
 

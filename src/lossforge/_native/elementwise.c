@@ -1,6 +1,6 @@
 /* Block sums of the fused elementwise regression losses (lossforge/losses/_fused.py), float32.
  *
- * lf_<loss>_sum_f32(x, t, g, n, scale, p0, p1) returns the sum over i < n of U(x[i] - t[i]), added in
+ * lf_<loss>_sum_f32(x, t, g, n, scale, p0, p1, p2) returns the sum over i < n of U(x[i] - t[i]), added in
  * double, and, unless g is NULL, writes scale * dU/dd into g[i]. p0 and p1 are the loss's parameters.
  * Each is the same formula as the loss's ATen block sum (`_*_sum` in _regression.py), evaluated in one
  * vectorised pass. A shortcut that overflows (d * d) makes the sum non-finite, and the caller then
@@ -23,10 +23,11 @@ float expf(float);
 #define LF_SUM_KERNEL(NAME, BODY)                                                              \
     double lf_##NAME##_sum_f32(const float *restrict x, const float *restrict t,               \
                                float *restrict g, int64_t n, double scale_, double p0_,        \
-                               double p1_) {                                                   \
-        const float scale = (float)scale_, p0 = (float)p0_, p1 = (float)p1_;                   \
+                               double p1_, double p2_) {                                       \
+        const float scale = (float)scale_, p0 = (float)p0_, p1 = (float)p1_, p2 = (float)p2_;  \
         (void)p0;                                                                              \
         (void)p1;                                                                              \
+        (void)p2;                                                                              \
         double acc = 0.0;                                                                      \
         if (g) {                                                                               \
             _Pragma("omp simd reduction(+ : acc)") for (int64_t i = 0; i < n; i++) {           \
@@ -108,4 +109,32 @@ LF_SUM_KERNEL(welsch, {
     const float q = -0.5f * p0 * d * d;
     u = -expm1f(q);
     du = d * expf(q) * p0;
+})
+
+/* 2 d^2 / (d^2 + 4 c^2); 16 c^2 d / (d^2 + 4 c^2)^2.  p0 = 4 c^2 */
+LF_SUM_KERNEL(geman_mcclure, {
+    const float d2 = d * d;
+    const float den = d2 + p0;
+    u = 2.0f * d2 / den;
+    du = 4.0f * p0 * d / (den * den);
+})
+
+/* c^2/6 s (3 - 3s + s^2), s = r^2, r = clamp(d / c, -1, 1); c r ((1 - r)(1 + r))^2.  p0 = 1 / c, p1 = c */
+LF_SUM_KERNEL(tukey_biweight, {
+    const float z = d * p0;
+    const float r = z < -1.0f ? -1.0f : (z > 1.0f ? 1.0f : z);
+    const float s = r * r;
+    const float m = (1.0f - r) * (1.0f + r);
+    u = (p1 * p1 / 6.0f) * s * (3.0f - 3.0f * s + s * s);
+    du = p1 * r * m * m;
+})
+
+/* w log1p(|d| / e) below w, |d| - C beyond; sign(d) w / (e + |d|) below w, sign(d) beyond.
+   p0 = w, p1 = 1 / e, p2 = C = w - w log1p(w / e) */
+LF_SUM_KERNEL(wing, {
+    const float a = fabsf(d);
+    const int near = a < p0;
+    const float sg = d > 0.0f ? 1.0f : (d < 0.0f ? -1.0f : d);
+    u = near ? p0 * log1pf(a * p1) : a - p2;
+    du = near ? sg * p0 / (1.0f / p1 + a) : sg;
 })

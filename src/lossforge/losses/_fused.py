@@ -101,7 +101,7 @@ class Kernel(NamedTuple):
     #: the name of a native block sum (``lf_<name>_sum_f32`` in ``lossforge/_native``) computing what
     #: ``sum_fn`` does for float32 on the CPU in one vectorised pass; None where there is none
     native: str | None = None
-    #: the native kernel's parameters (p0, p1), derived from ``params``
+    #: the native kernel's parameters (p0, p1, p2), derived from ``params``
     native_params: tuple[float, ...] = ()
 
 
@@ -249,9 +249,9 @@ def block_sum(kernel: Kernel, x: Tensor, t: Tensor, grad_scale: float | Tensor |
 #: Elements per native block: the native sums call no ATen operation, so a block need not stay below
 #: ATen's parallel grain; 256 KiB of float32 per array keeps a block's three arrays in the L2 cache.
 NATIVE_BLOCK_ELEMENTS = 1 << 16
-# lf_<name>_sum_f32(x, t, g or NULL, n, scale, p0, p1) -> the block's sum of U, as a double
+# lf_<name>_sum_f32(x, t, g or NULL, n, scale, p0, p1, p2) -> the block's sum of U, as a double
 _NATIVE_SUM_ARGS = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                    ctypes.c_double, ctypes.c_double, ctypes.c_double)
+                    ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_double)
 
 
 def _native_sum(kernel: Kernel, x: Tensor, t: Tensor) -> Callable[..., float] | None:
@@ -273,14 +273,14 @@ def _native_block_sum(fn: Callable[..., float], kernel: Kernel, x: Tensor, t: Te
     g = None if grad_scale is None else torch.empty(n, dtype=x.dtype)
     block = min(NATIVE_BLOCK_ELEMENTS, n)
     scale = 0.0 if grad_scale is None else float(grad_scale)
-    p = [*kernel.native_params, 0.0, 0.0]
+    p = [*kernel.native_params, 0.0, 0.0, 0.0]
     xp, tp, gp = xf.data_ptr(), tf.data_ptr(), None if g is None else g.data_ptr()
     size = xf.element_size()
     partial = [0.0] * -(-n // block)
 
     def body(b: int, i: int, j: int, tmp: list[Tensor]) -> None:
         partial[b] = fn(xp + i * size, tp + i * size, None if gp is None else gp + i * size, j - i,
-                        scale, p[0], p[1])
+                        scale, p[0], p[1], p[2])
 
     _for_blocks(xf, block, 0, body)
     if not all(map(math.isfinite, partial)):  # a shortcut overflowed (or an input is not finite)

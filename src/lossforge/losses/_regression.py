@@ -223,7 +223,7 @@ def _residual_loss(block_fn: BlockFn, plain_fn: PlainFn, params: tuple[Any, ...]
             or not (plain_float(pred) and plain_float(target))):
         return reduce_loss(plain_fn(pred, target, None, *params), reduction, sample_weight=sample_weight,
                            mask=mask, loss_name=loss_name)
-    name, native_params = (None, ()) if native is None or fast is None else native
+    name, native_params = native or (None, ())
     kernel = Kernel(block_fn, plain_fn, params, scratch, target_sign=-1.0, sum_fn=fast, native=name,
                     native_params=native_params)
     return reduced(kernel, pred, target, reduction, sample_weight=sample_weight, mask=mask, loss_name=loss_name)
@@ -499,6 +499,13 @@ def _tukey_block(x: Tensor, t: Tensor, w: Tensor | None, u: Tensor, g: Tensor | 
     if g is not None:
         torch.add(r, 1.0, out=g).mul_(torch.neg(r, out=p).add_(1.0))
         g.mul_(g).mul_(r).mul_(c)
+
+
+def _wing_native(width: float, eps: float) -> tuple[str, tuple[float, ...]] | None:
+    """The native wing kernel's parameters ``(w, 1/e, w - w log1p(w/e))``, where float32 holds them."""
+    if not (_moderate(width) and _moderate(eps) and _moderate(width / eps)):
+        return None
+    return "wing", (width, 1.0 / eps, width - width * math.log1p(width / eps))
 
 
 def _wing_plain(x: Tensor, t: Tensor, w: Tensor | None, width: float, eps: float) -> Tensor:
@@ -1225,7 +1232,8 @@ def geman_mcclure_loss(
     _check_geman_mcclure_args(scale=scale)
     pred, target = _prepare(pred, target, "geman_mcclure_loss")
     return _residual_loss(_geman_mcclure_block, _geman_mcclure_plain, (float(scale),), 3, pred, target, reduction,
-                          sample_weight=sample_weight, mask=mask, loss_name="geman_mcclure_loss")
+                          sample_weight=sample_weight, mask=mask, loss_name="geman_mcclure_loss",
+                          native=("geman_mcclure", (4.0 * float(scale) ** 2,)) if _moderate(float(scale)) else None)
 
 
 class GemanMcclureLoss(FunctionLoss):
@@ -1410,7 +1418,8 @@ def tukey_biweight_loss(
     _check_tukey_args(c=c)
     pred, target = _prepare(pred, target, "tukey_biweight_loss")
     return _residual_loss(_tukey_block, _tukey_plain, (float(c),), 3, pred, target, reduction,
-                          sample_weight=sample_weight, mask=mask, loss_name="tukey_biweight_loss")
+                          sample_weight=sample_weight, mask=mask, loss_name="tukey_biweight_loss",
+                          native=("tukey_biweight", (1.0 / float(c), float(c))) if _moderate(float(c)) else None)
 
 
 class TukeyBiweightLoss(FunctionLoss):
@@ -1988,7 +1997,8 @@ def wing_loss(
     _check_wing_args(w=w, epsilon=epsilon)
     pred, target = _prepare(pred, target, "wing_loss")
     return _residual_loss(_wing_block, _wing_plain, (float(w), float(epsilon)), 4, pred, target, reduction,
-                          sample_weight=sample_weight, mask=mask, loss_name="wing_loss")
+                          sample_weight=sample_weight, mask=mask, loss_name="wing_loss",
+                          native=_wing_native(float(w), float(epsilon)))
 
 
 class WingLoss(FunctionLoss):
