@@ -33,6 +33,18 @@ CASES = [
     (LF.wing_loss, {"w": 2.0, "epsilon": 0.5}, "wing"),
 ]
 IDS = [f"{fn.__name__}{kw}" for fn, kw, _ in CASES]
+# losses of logits and a target in [0, 1]
+BINARY_CASES = [
+    (LF.binary_cross_entropy_with_logits, {}, "bce"),
+    (LF.binary_cross_entropy_with_logits, {"label_smoothing": 0.1}, "bce"),
+    (LF.binary_focal_loss, {}, "binary_focal_g2"),
+    (LF.binary_focal_loss, {"gamma": 0.5, "alpha": None}, "binary_focal"),
+    (LF.binary_focal_loss, {"gamma": 0.0, "alpha": None}, "bce"),
+    (LF.asymmetric_loss, {}, "asymmetric_clip"),
+    (LF.asymmetric_loss, {"gamma_pos": 1.0, "gamma_neg": 3.0, "clip": 0.0}, "asymmetric"),
+]
+BINARY_IDS = [f"{fn.__name__}{kw}" for fn, kw, _ in BINARY_CASES]
+_BINARY = {fn for fn, _, _ in BINARY_CASES}
 
 
 def _native_available() -> bool:
@@ -97,6 +109,48 @@ def test_native_equals_aten_and_float64(fn, kwargs, name, reduction, monkeypatch
     aten, aten_grad = _value_and_grad(fn, kwargs, pred, target, reduction)
     torch.testing.assert_close(value, aten, rtol=2e-6, atol=0)
     torch.testing.assert_close(grad, aten_grad, rtol=1e-5, atol=1e-6 * float(aten_grad.abs().max()))
+
+
+def _binary_inputs(n: int = N, scale: float = 4.0, hard: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, generator=g) * scale
+    t = torch.rand(n, generator=g)
+    return x, t.round() if hard else t
+
+
+@needs_native
+@pytest.mark.parametrize(("fn", "kwargs", "name"), BINARY_CASES, ids=BINARY_IDS)
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("scale", [4.0, 40.0])
+def test_native_binary_equals_aten_and_float64(fn, kwargs, name, hard, scale, monkeypatch):
+    x, t = _binary_inputs(hard=hard, scale=scale)
+    value, grad = _value_and_grad(fn, kwargs, x, t)
+    ref, ref_grad = _value_and_grad(fn, kwargs, x.double(), t.double())
+    torch.testing.assert_close(value.double(), ref, rtol=1e-5, atol=0)
+    torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-4, atol=1e-6 * float(ref_grad.abs().max()))
+    monkeypatch.setattr(_fused, "_native_sum", lambda kernel, x, t: None)
+    aten, aten_grad = _value_and_grad(fn, kwargs, x, t)
+    torch.testing.assert_close(value, aten, rtol=1e-5, atol=0)
+    torch.testing.assert_close(grad, aten_grad, rtol=1e-4, atol=1e-6 * float(aten_grad.abs().max()))
+
+
+@needs_native
+def test_native_binary_kernels_are_used():
+    seen = []
+    original = _fused._native_sum
+
+    def spy(kernel, x, t):
+        seen.append(kernel.native)
+        return original(kernel, x, t)
+
+    x, t = _binary_inputs(100)
+    _fused._native_sum = spy
+    try:
+        for fn, kwargs, _ in BINARY_CASES:
+            fn(x, t, **kwargs)
+    finally:
+        _fused._native_sum = original
+    assert seen == [name for _, _, name in BINARY_CASES]
 
 
 @needs_native

@@ -6,6 +6,7 @@
  * vectorised pass. A shortcut that overflows (d * d) makes the sum non-finite, and the caller then
  * does the block again with the exact ATen kernel.
  */
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,9 +19,14 @@ float expm1f(float);
 float log1pf(float);
 #pragma omp declare simd notinbranch
 float expf(float);
+#pragma omp declare simd notinbranch
+float powf(float, float);
 
-/* One loop with the gradient, one without; BODY sets u (the loss) and du (dU/dd) from d. */
-#define LF_SUM_KERNEL(NAME, BODY)                                                              \
+/* One loop with the gradient, one without; the body sets u (the loss) and du (dU/dx) from xi = x[i]
+   and ti = t[i]. (The vectorised loop's remainder, and vectors where glibc's vector functions fall
+   back to the scalar ones for a special input, may differ from the rest in the last bit: deterministic
+   for a given input and block size, like any compiled kernel.) */
+#define LF_SUM_KERNEL_XT(NAME, ...)                                                            \
     double lf_##NAME##_sum_f32(const float *restrict x, const float *restrict t,               \
                                float *restrict g, int64_t n, double scale_, double p0_,        \
                                double p1_, double p2_) {                                       \
@@ -31,23 +37,26 @@ float expf(float);
         double acc = 0.0;                                                                      \
         if (g) {                                                                               \
             _Pragma("omp simd reduction(+ : acc)") for (int64_t i = 0; i < n; i++) {           \
-                const float d = x[i] - t[i];                                                   \
+                const float xi = x[i], ti = t[i];                                              \
                 float u, du;                                                                   \
-                BODY;                                                                          \
+                __VA_ARGS__;                                                                   \
                 g[i] = du * scale;                                                             \
                 acc += (double)u;                                                              \
             }                                                                                  \
         } else {                                                                               \
             _Pragma("omp simd reduction(+ : acc)") for (int64_t i = 0; i < n; i++) {           \
-                const float d = x[i] - t[i];                                                   \
+                const float xi = x[i], ti = t[i];                                              \
                 float u, du;                                                                   \
-                BODY;                                                                          \
+                __VA_ARGS__;                                                                   \
                 (void)du;                                                                      \
                 acc += (double)u;                                                              \
             }                                                                                  \
         }                                                                                      \
         return acc;                                                                            \
     }
+
+/* A loss of the residual d = x - t (du is then dU/dd = dU/dx). */
+#define LF_SUM_KERNEL(NAME, ...) LF_SUM_KERNEL_XT(NAME, const float d = xi - ti; __VA_ARGS__)
 
 /* |d|; sign(d) (0 at 0, NaN stays NaN) */
 LF_SUM_KERNEL(l1, {
@@ -137,4 +146,78 @@ LF_SUM_KERNEL(wing, {
     const float sg = d > 0.0f ? 1.0f : (d < 0.0f ? -1.0f : d);
     u = near ? p0 * log1pf(a * p1) : a - p2;
     du = near ? sg * p0 / (1.0f / p1 + a) : sg;
+})
+
+/* ---- binary classification on logits x and targets t in [0, 1] (lossforge/losses/_binary.py) ----
+   e = exp(-|x|); sigma(x) = 1 / (1 + e) or e / (1 + e), sigma(-x) the other, each to full relative
+   precision; the cross-entropy ce = (1 - t) x - log sigma(x) = ((1 - t) x if x >= 0 else -t x) + log1p(e),
+   with no cancellation for large |x|. */
+/* a + w (b - a), exact at w = 0 and w = 1 (torch.lerp's two-sided form) */
+#define LF_LERP(a, b, w) ((w) < 0.5f ? (a) + (w) * ((b) - (a)) : (b) - ((b) - (a)) * (1.0f - (w)))
+
+#define LF_SIGMOIDS                                            \
+    const float e = expf(-fabsf(xi));                          \
+    const float inv = 1.0f / (1.0f + e);                       \
+    const float p = xi >= 0.0f ? inv : e * inv; /* sigma(x) */ \
+    const float r = xi >= 0.0f ? e * inv : inv; /* sigma(-x) */
+
+/* ce with the target smoothed to t (1 - eps) + eps / 2; sigma(x) - t.  p0 = eps */
+LF_SUM_KERNEL_XT(bce, {
+    LF_SIGMOIDS
+    (void)r;
+    const float tt = p0 == 0.0f ? ti : ti * (1.0f - p0) + 0.5f * p0;
+    u = (xi >= 0.0f ? (1.0f - tt) * xi : -tt * xi) + log1pf(e);
+    du = p - tt;
+})
+
+/* a ce q^gamma, q = lerp(sigma(x), sigma(-x), t) floored at FLT_MIN, a = t A + B;
+   a q^gamma ((p - t) + gamma ce (1 - 2t) p r / q).  p0 = gamma, p1 = A, p2 = B (alpha: A = 2 alpha - 1,
+   B = 1 - alpha; none: A = 0, B = 1). QG is q^gamma. */
+#define LF_BINARY_FOCAL(QG)                                                      \
+    LF_SIGMOIDS                                                                  \
+    const float ce = (xi >= 0.0f ? (1.0f - ti) * xi : -ti * xi) + log1pf(e);     \
+    const float q0 = LF_LERP(p, r, ti);                                          \
+    const float q = q0 > FLT_MIN ? q0 : FLT_MIN;                                 \
+    const float qg = (QG);                                                       \
+    const float a = ti * p1 + p2;                                                \
+    u = a * ce * qg;                                                             \
+    du = a * qg * ((p - ti) + p0 * ce * (1.0f - 2.0f * ti) * (p * r / q));
+
+LF_SUM_KERNEL_XT(binary_focal_g2, LF_BINARY_FOCAL(q * q))
+LF_SUM_KERNEL_XT(binary_focal, LF_BINARY_FOCAL(powf(q, p0)))
+
+/* Asymmetric loss (Ridnik et al. 2021), lerp(L-, L+, t) with l+ = log sigma(x), l- = log sigma(-x):
+   L+ = -l+ r^g+, dL+/dx = r^g+ (g+ p l+ - r);  p0 = g+, p1 = g-. */
+#define LF_ASYMMETRIC_POSITIVE                                       \
+    LF_SIGMOIDS                                                      \
+    const float lpe = log1pf(e);                                     \
+    const float lp = (xi < 0.0f ? xi : 0.0f) - lpe;                  \
+    const float fp = powf(r, p0);                                    \
+    const float up = -lp * fp;                                       \
+    const float gp = fp * (p0 * p * lp - r);
+
+/* no clip: L- = -l- p^g-, dL-/dx = p^g- (p - g- r l-) */
+LF_SUM_KERNEL_XT(asymmetric, {
+    LF_ASYMMETRIC_POSITIVE
+    const float ln = (xi > 0.0f ? -xi : 0.0f) - lpe;
+    const float fn = powf(p, p1);
+    const float un = -ln * fn;
+    const float gn = fn * (p - p1 * r * ln);
+    u = LF_LERP(un, up, ti);
+    du = LF_LERP(gn, gp, ti);
+})
+
+/* clip m = p2: q = p - m where above FLT_MIN, else 0; c = -log1p(-q); L- = c q^g-,
+   dL-/dx = p r q^g- (1 / (1 - q) + g- c / q) where q > 0, else 0. */
+LF_SUM_KERNEL_XT(asymmetric_clip, {
+    LF_ASYMMETRIC_POSITIVE
+    const float q0 = p - p2;
+    const int on = q0 > FLT_MIN;
+    const float q = on ? q0 : 0.0f;
+    const float c = -log1pf(-q);
+    const float fq = powf(q, p1);
+    const float un = c * fq;
+    const float gn = on ? p * r * fq * (1.0f / (1.0f - q) + p1 * c / (on ? q : FLT_MIN)) : 0.0f;
+    u = LF_LERP(un, up, ti);
+    du = LF_LERP(gn, gp, ti);
 })

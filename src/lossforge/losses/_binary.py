@@ -285,7 +285,8 @@ def binary_cross_entropy_with_logits(
     x, t = _prepare(logits, target, loss)
     w = _prepare_pos_weight(pos_weight, x, loss)
     if w is None:  # a plain mean or sum never forms the unreduced loss
-        kernel = _fused.Kernel(_bce_block, _bce_plain, (float(label_smoothing),), 3, BLOCK_ELEMENTS)
+        kernel = _fused.Kernel(_bce_block, _bce_plain, (float(label_smoothing),), 3, BLOCK_ELEMENTS,
+                               native="bce", native_params=(float(label_smoothing),))
         return _fused.reduced(kernel, x, t, reduction, sample_weight=sample_weight, mask=mask, loss_name=loss)
     u = _elementwise(_bce_block, _bce_plain, (float(label_smoothing),), 3, x, t, w)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, loss_name=loss)
@@ -402,6 +403,14 @@ def _focal_plain(x: Tensor, t: Tensor, w: Tensor | None, gamma: float, alpha: fl
     return u
 
 
+def _binary_focal_native(gamma: float, alpha: float | None) -> str:
+    """The native kernel: gamma 0 without alpha is BCE (the same kernel, so the same values), gamma 2
+    squares instead of calling ``powf``."""
+    if gamma == 0.0 and alpha is None:
+        return "bce"
+    return "binary_focal_g2" if gamma == 2.0 else "binary_focal"
+
+
 def _check_binary_focal_args(*, gamma: float = 2.0, alpha: float | None = 0.25, **_: object) -> None:
     loss = "binary_focal_loss"
     check_range(gamma, "gamma", loss, low=0.0)
@@ -494,7 +503,9 @@ def binary_focal_loss(
     _check_binary_focal_args(gamma=gamma, alpha=alpha)
     x, t = _prepare(logits, target, loss)
     params = (float(gamma), None if alpha is None else float(alpha))
-    kernel = _fused.Kernel(_focal_block, _focal_plain, params, 4, BLOCK_ELEMENTS)
+    balance = (0.0, 1.0) if alpha is None else (2.0 * float(alpha) - 1.0, 1.0 - float(alpha))  # a = A t + B
+    kernel = _fused.Kernel(_focal_block, _focal_plain, params, 4, BLOCK_ELEMENTS,
+                           native=_binary_focal_native(float(gamma), alpha), native_params=(float(gamma), *balance))
     return _fused.reduced(kernel, x, t, reduction, sample_weight=sample_weight, mask=mask, loss_name=loss)
 
 
@@ -750,7 +761,8 @@ def asymmetric_loss(
                                                                          and _fused.plain_float(t)):
         return reduce_loss(_asymmetric_plain(x, t, None, *params), reduction, sample_weight=sample_weight,
                            mask=mask, loss_name=loss)
-    kernel = _fused.Kernel(_asymmetric_block, _asymmetric_plain, params, 7, BLOCK_ELEMENTS)
+    kernel = _fused.Kernel(_asymmetric_block, _asymmetric_plain, params, 7, BLOCK_ELEMENTS,
+                           native="asymmetric" if clip == 0.0 else "asymmetric_clip", native_params=params)
     return _fused.reduced(kernel, x, t, reduction, sample_weight=sample_weight, mask=mask, loss_name=loss)
 
 
