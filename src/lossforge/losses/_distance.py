@@ -1,4 +1,4 @@
-"""Exact Euclidean distance transforms in torch (private; used by the boundary and Hausdorff-DT losses).
+"""Exact Euclidean distance transforms (private; used by the boundary and Hausdorff-DT losses).
 
 :func:`squared_edt` computes, for every pixel of a batch of binary images, the squared Euclidean
 distance to the nearest ``True`` pixel of the same image, by separable 1-D passes
@@ -14,12 +14,28 @@ Lines whose values are all equal (no site in the plane, or all sites) are left o
 the envelope of equal parabolas is the constant. The result is exact: integer squared distances,
 computed in float32 while every integer involved is exactly representable (float64 beyond).
 Nothing here is differentiable; the losses call it on detached masks.
+
+On the CPU the same passes run as native kernels (``lossforge/_native/edt.c``, one line at a time,
+the lines shared among threads) where they can be built: the envelope is sequential along a line, so
+the tensor version pays a Python step per position. The torch path is the fallback
+(``LOSSFORGE_NATIVE=0``, no C compiler, other devices, ``torch.compile``); both give the same
+squared distances.
 """
 
 from __future__ import annotations
 
+import ctypes
+import itertools
+import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 import torch
 from torch import Tensor
+
+from .. import _native
 
 __all__ = ["squared_edt", "signed_distance", "unsigned_distance"]
 
@@ -214,18 +230,129 @@ def squared_edt(sites: Tensor) -> Tensor:
     return torch.where(f >= big / 2, float("inf"), f.to(torch.float64))
 
 
-def _squared_edt(sites: Tensor) -> tuple[Tensor, float]:
-    """``(f, big)``: squared distances, ``big`` (above every squared distance) where an image has no site."""
+def _squared_edt(sites: Tensor, *, complement: bool = False) -> tuple[Tensor, float]:
+    """``(f, big)``: squared distances, ``big`` (above every squared distance) where an image has no site.
+
+    With ``complement``, those of ``sites`` and then those of ``~sites``: ``2B`` images. The native
+    kernels (:func:`_native_squared_edt`) compute them on the CPU where they are available; the torch
+    passes (:func:`_torch_squared_edt`) elsewhere, and under ``torch.compile``.
+    """
     sites = sites.detach()
     # a sentinel above every squared distance of the image; float32 while its integers are exact
     big = 4.0 * sum(s * s for s in sites.shape[1:]) + 4.0
     dtype = torch.float32 if big < 2.0 ** 22 else torch.float64
+    f = _native_squared_edt(sites, dtype, big, complement=complement)
+    if f is None:
+        f = _torch_squared_edt(torch.cat([sites, ~sites]) if complement else sites, dtype, big)
+    return f, big
+
+
+def _torch_squared_edt(sites: Tensor, dtype: torch.dtype, big: float) -> Tensor:
+    """:func:`_squared_edt` by tensor operations (any device; traceable)."""
     if sites.numel() == 0:
-        return sites.to(dtype), big
+        return sites.to(dtype)
     f = _first_pass(sites, dtype, big)
     for dim in range(sites.dim() - 2, 0, -1):
         f = _pass(f, dim, big)
-    return f, big
+    return f
+
+
+_I64, _PTR, _F64 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double
+# lf_edt_planes_<t>(sites, out, planes, start, stop, h, w, big); lf_edt_pass_<t>(f, n, inner, start,
+# stop, big); lf_edt_root_<t>_<u>(f, out, start, stop, cap)
+_PLANES_ARGS = (_PTR, _PTR, _I64, _I64, _I64, _I64, _I64, _F64)
+_PASS_ARGS = (_PTR, _I64, _I64, _I64, _I64, _F64)
+_ROOT_ARGS = (_PTR, _PTR, _I64, _I64, _F64)
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+#: Elements per block of native work (one C call; the blocks are shared among the threads).
+_NATIVE_BLOCK = 1 << 15
+
+
+def _native_squared_edt(sites: Tensor, dtype: torch.dtype, big: float, *, complement: bool = False) -> Tensor | None:
+    """:func:`_squared_edt` by the native kernels (``lossforge/_native/edt.c``), or None where they do
+    not apply (not on the CPU, no spatial dimension, no element, under ``torch.compile``) or are
+    unavailable (``lossforge._native.status()``).
+
+    The same passes as the torch path, one line at a time in C (the lower envelope is sequential
+    along a line): the 2-D transform of every plane of the last two axes (both passes in cache, the
+    complement read from the same mask), then the envelope along each remaining spatial axis. Each
+    pass shares blocks of lines among ``torch.get_num_threads()`` threads (``ctypes`` releases the
+    GIL); a line is computed the same way whichever thread runs it, and every value is exact.
+    """
+    if sites.device.type != "cpu" or sites.dim() < 2 or sites.numel() == 0 or torch.compiler.is_compiling():
+        return None
+    suffix = _SUFFIX[dtype]
+    planes_fn = _native.function("edt", f"lf_edt_planes_{suffix}", ctypes.c_int, _PLANES_ARGS)
+    pass_fn = _native.function("edt", f"lf_edt_pass_{suffix}", ctypes.c_int, _PASS_ARGS)
+    if planes_fn is None or pass_fn is None:
+        return None
+    s = (sites if sites.dtype == torch.bool else sites != 0).contiguous()  # one byte, 0 or 1, per element
+    shape = (2 * s.shape[0], *s.shape[1:]) if complement else tuple(s.shape)
+    h, w = (shape[-2], shape[-1]) if len(shape) > 2 else (1, shape[-1])
+    f = torch.empty(shape, dtype=dtype)
+    sp, fp, planes = s.data_ptr(), f.data_ptr(), s.numel() // (h * w)
+    _native_blocks(f.numel() // (h * w), h * w,
+                   lambda i, j: planes_fn(sp, fp, planes, i, j, h, w, big))
+    for dim in range(len(shape) - 3, 0, -1):
+        n, inner = shape[dim], math.prod(shape[dim + 1:])
+
+        def lines(i: int, j: int, n: int = n, inner: int = inner) -> int:
+            return int(pass_fn(fp, n, inner, i, j, big))
+
+        _native_blocks(math.prod(shape[:dim]) * inner, n, lines, align=16)  # whole tiles (16 lines)
+    return f
+
+
+def _native_root(f: Tensor, cap: float, dtype: torch.dtype) -> Tensor | None:
+    """``f.to(dtype).sqrt_().clamp_(max=cap)`` in one native pass (the root correctly rounded, where
+    torch's CPU ``sqrt`` may differ by an ulp), or None where the native kernels do not apply."""
+    if (f.device.type != "cpu" or f.dtype not in _SUFFIX or dtype not in _SUFFIX or not f.is_contiguous()
+            or torch.compiler.is_compiling()):
+        return None
+    fn = _native.function("edt", f"lf_edt_root_{_SUFFIX[f.dtype]}_{_SUFFIX[dtype]}", ctypes.c_int, _ROOT_ARGS)
+    if fn is None:
+        return None
+    out = torch.empty(f.shape, dtype=dtype)
+    fp, op = f.data_ptr(), out.data_ptr()
+    _native_blocks(f.numel(), 1, lambda i, j: fn(fp, op, i, j, cap))
+    return out
+
+
+def _native_blocks(count: int, size: int, call: Callable[[int, int], int], align: int = 1) -> None:
+    """``call(i, j)`` for blocks ``[i, j)`` covering ``range(count)`` (items of ``size`` elements, about
+    :data:`_NATIVE_BLOCK` elements a block, a multiple of ``align`` items), on up to
+    ``torch.get_num_threads()`` threads that take the next block until none is left; a nonzero
+    return is a failed allocation."""
+    per = -(-max(1, _NATIVE_BLOCK // max(size, 1)) // align) * align
+    starts = range(0, count, per)
+    counter = itertools.count()  # next() is atomic under the GIL: a shared work queue
+    failed: list[int] = []
+
+    def work() -> None:
+        while (b := next(counter)) < len(starts):
+            i = starts[b]
+            if call(i, min(i + per, count)) != 0:
+                failed.append(b)
+
+    threads = min(torch.get_num_threads(), len(starts))
+    helpers = [_executor(threads - 1).submit(work) for _ in range(threads - 1)] if threads > 1 else []
+    work()
+    for h in helpers:
+        h.result()
+    if failed:
+        raise MemoryError("lossforge: the native distance transform could not allocate its scratch memory.")
+
+
+_POOL: dict[str, Any] = {"pid": None, "size": 0, "executor": None}
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """The pool of helper threads (made again after a fork, or when more threads are wanted)."""
+    executor = _POOL["executor"]
+    if executor is None or _POOL["pid"] != os.getpid() or _POOL["size"] < workers:
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lossforge-edt")
+        _POOL.update(pid=os.getpid(), size=workers, executor=executor)
+    return executor
 
 
 def _distances(mask: Tensor, empty: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -233,8 +360,11 @@ def _distances(mask: Tensor, empty: float, dtype: torch.dtype) -> tuple[Tensor, 
 
     ``empty`` (at least the image diagonal) replaces the distance where the other side does not exist.
     """
-    f, _ = _squared_edt(torch.cat([mask, ~mask]))
-    both = f.to(dtype).sqrt_().clamp_(max=empty)  # the sentinel's root exceeds the diagonal: it becomes `empty`
+    f, _ = _squared_edt(mask, complement=True)
+    # the sentinel's root exceeds the diagonal: it becomes `empty`
+    both = _native_root(f, empty, dtype)
+    if both is None:
+        both = f.to(dtype).sqrt_().clamp_(max=empty)
     d_out, d_in = both.chunk(2)
     return d_out, d_in
 
