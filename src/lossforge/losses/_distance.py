@@ -25,17 +25,14 @@ squared distances.
 from __future__ import annotations
 
 import ctypes
-import itertools
 import math
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from .. import _native
+from .._core.threads import run_blocks
 
 __all__ = ["squared_edt", "signed_distance", "unsigned_distance"]
 
@@ -325,34 +322,16 @@ def _native_blocks(count: int, size: int, call: Callable[[int, int], int], align
     return is a failed allocation."""
     per = -(-max(1, _NATIVE_BLOCK // max(size, 1)) // align) * align
     starts = range(0, count, per)
-    counter = itertools.count()  # next() is atomic under the GIL: a shared work queue
     failed: list[int] = []
 
-    def work() -> None:
-        while (b := next(counter)) < len(starts):
-            i = starts[b]
-            if call(i, min(i + per, count)) != 0:
-                failed.append(b)
+    def block(b: int) -> None:
+        i = starts[b]
+        if call(i, min(i + per, count)) != 0:
+            failed.append(b)
 
-    threads = min(torch.get_num_threads(), len(starts))
-    helpers = [_executor(threads - 1).submit(work) for _ in range(threads - 1)] if threads > 1 else []
-    work()
-    for h in helpers:
-        h.result()
+    run_blocks(len(starts), block)
     if failed:
         raise MemoryError("lossforge: the native distance transform could not allocate its scratch memory.")
-
-
-_POOL: dict[str, Any] = {"pid": None, "size": 0, "executor": None}
-
-
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """The pool of helper threads (made again after a fork, or when more threads are wanted)."""
-    executor = _POOL["executor"]
-    if executor is None or _POOL["pid"] != os.getpid() or _POOL["size"] < workers:
-        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lossforge-edt")
-        _POOL.update(pid=os.getpid(), size=workers, executor=executor)
-    return executor
 
 
 def _distances(mask: Tensor, empty: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:

@@ -53,9 +53,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import math
-import os
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import torch
@@ -63,6 +61,7 @@ from torch import Tensor, nn
 
 from .. import _native
 from .._core.reduction import reduce_loss, reduce_total
+from .._core.threads import run_shared
 
 __all__: list[str] = []
 
@@ -111,18 +110,6 @@ def _block_size(x: Tensor, elements: int) -> int:
     return elements if x.element_size() <= 4 else max(elements // 2, 1)
 
 
-_POOL: dict[str, Any] = {"pid": None, "size": 0, "executor": None}
-
-
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """The pool of helper threads (made again after a fork, or when more threads are wanted)."""
-    executor = _POOL["executor"]
-    if executor is None or _POOL["pid"] != os.getpid() or _POOL["size"] < workers:
-        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lossforge-fused")
-        _POOL.update(pid=os.getpid(), size=workers, executor=executor)
-    return executor
-
-
 def _periodic(w: Tensor, shape: torch.Size, n: int, block: int) -> tuple[Tensor, int]:
     """``(tile, period)`` with ``w.expand(shape).flatten()[k] == tile[k % period + j]`` for every block.
 
@@ -161,14 +148,7 @@ def _for_blocks(x: Tensor, block: int, scratch: int, body: Callable[[int, int, i
                 j = min(i + block, n)
                 body(b, i, j, tmp if j - i == block else [s[:j - i] for s in tmp])
 
-    threads = min(torch.get_num_threads(), n_blocks) if x.device.type == "cpu" else 1
-    helpers: list[Future[None]] = []
-    if threads > 1:
-        executor = _executor(threads - 1)
-        helpers = [executor.submit(work) for _ in range(threads - 1)]
-    work()
-    for f in helpers:
-        f.result()
+    run_shared(work, min(torch.get_num_threads(), n_blocks) if x.device.type == "cpu" else 1)
 
 
 def run(kernel: Kernel, x: Tensor, t: Tensor, w: Tensor | None, *, with_grad: bool) -> tuple[Tensor, Tensor | None]:
