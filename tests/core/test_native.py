@@ -3,6 +3,7 @@ elementwise block sums they provide, held to the ATen path and to float64."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -284,3 +285,14 @@ def test_built_once_then_loaded_from_the_cache(tmp_path):
     second = _run(STATUS, LOSSFORGE_CACHE_DIR=str(tmp_path))
     assert second.stdout.startswith("on: loaded ")
     assert sorted(p.name for p in tmp_path.glob("lossforge-elementwise-*")) == built
+
+
+def test_cli_native_reports_each_source(tmp_path):
+    code = "import sys; from lossforge.cli import main; sys.exit(main(['native']))"
+    done = _run(code, LOSSFORGE_NATIVE="0", LOSSFORGE_CACHE_DIR=str(tmp_path))
+    assert done.returncode == 1
+    assert "elementwise  off: off (LOSSFORGE_NATIVE=0)" in done.stdout
+    if _native_available():
+        done = _run(code.replace("'native'", "'native', '--json'"), LOSSFORGE_CACHE_DIR=str(tmp_path))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout)["elementwise"].startswith("on: ")

@@ -15,13 +15,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import _bench, _check, _compare, _demo, _list, _plot, _show, _train
+from . import _bench, _check, _compare, _demo, _list, _native, _plot, _show, _train
 from ._common import CLIError
 
 __all__ = ["COMMANDS", "CLIError", "build_parser", "main"]
 
 #: The subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (_list, _show, _demo, _check, _train, _compare, _plot, _bench)
+COMMANDS = (_list, _show, _demo, _check, _train, _compare, _plot, _bench, _native)
 
 
 def build_parser() -> argparse.ArgumentParser:
