@@ -18,16 +18,23 @@ allocation of the size of the logits in a forward and backward pass is that grad
 - :func:`softmax_soft_stats`: logits and class probabilities ``(N, C, P)`` (plain autograd).
 - :func:`lovasz_rows`: the Lovász extension of the Jaccard loss for every row of an error matrix at
   once (no loop over classes or images).
+- :func:`lovasz_softmax_index`: Lovász-softmax against class indices, one autograd node; on the CPU
+  its rows run in native code (``lossforge/_native/lovasz.c``), with this module's torch path as the
+  fallback.
 
 Under ``torch.compile`` and for double backward the same formulas run as plain autograd.
 """
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
+
+from .. import _native
+from .._core.threads import run_blocks
 
 __all__ = [
     "RegionStats",
@@ -587,12 +594,110 @@ def _row_dot(a: Tensor, b: Tensor) -> Tensor:
     return out
 
 
+_I64, _PTR = ctypes.c_int64, ctypes.c_void_p
+# lovasz.c: lf_lovasz_labels(target, lab, c, lut, ignore, has_ignore, count);
+# lf_lovasz_rows_f32(p, lab, s, u, f, n, c, k, length, index, per_image, r0, r1);
+# lf_lovasz_backward_f32(p, s, gu, grad, c, k, length, lut, per_image, u0, u1)
+_LV_LABELS = ("lf_lovasz_labels", ctypes.c_int, (_PTR, _PTR, _I64, _PTR, _I64, _I64, _I64))
+_LV_ROWS = ("lf_lovasz_rows_f32", ctypes.c_int, (_PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _PTR, _I64,
+                                                 _I64, _I64))
+_LV_BACKWARD = ("lf_lovasz_backward_f32", None, (_PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _PTR, _I64, _I64, _I64))
+#: Elements per block of native work when several threads share it (one thread: one call).
+_NATIVE_BLOCK = 1 << 16
+
+
+def _native_fn(spec: tuple[str, Any, tuple[Any, ...]]) -> Any:
+    return _native.function("lovasz", *spec)
+
+
+def _native_pixel_blocks(pixels: int, channels: int, call: Any) -> None:
+    """``call(u0, u1)`` over blocks of the pixels ``[0, pixels)`` (``channels`` elements each), shared among
+    ``torch.get_num_threads()`` threads; one call on one thread."""
+    per = pixels if torch.get_num_threads() == 1 else max(_NATIVE_BLOCK // max(channels, 1), 64)
+    starts = range(0, pixels, per)
+    run_blocks(len(starts), lambda b: call(starts[b], min(starts[b] + per, pixels)))
+
+
+class _LovaszNative(NamedTuple):
+    p: Tensor
+    s: Tensor
+    u: Tensor
+    nfg: Tensor
+    lut: Tensor
+
+
+def _lovasz_native_forward(logits: Tensor, target: Tensor, ignore_index: int | None, index: Tensor | None,
+                           per_image: bool) -> _LovaszNative | None:
+    """The forward of :class:`_LovaszSoftmaxFn` by the native kernels (``lossforge/_native/lovasz.c``), or
+    None where they do not apply (not on the CPU, float64, empty) or are unavailable.
+
+    From torch's softmax (the torch path's ``p``, so the same errors and order) and a label per pixel
+    (the slot of its class, -1 where ignored), one row at a time on ``torch.get_num_threads()``
+    threads (``ctypes`` releases the GIL): the foreground count and extrema, the closed-form gradients
+    and the overlap, radix-sorted (see the C source). The backward is one fused pass. Same values and
+    gradients as the torch path, to float32 rounding (sums in another order).
+    """
+    n, c, length = logits.shape
+    k = c if index is None else index.numel()
+    rows, span = (n * k, length) if per_image else (k, n * k * length)  # span: a row's offsets in s
+    if (logits.device.type != "cpu" or logits.dtype == torch.float64 or logits.numel() == 0 or k == 0
+            or span > 1 << 32):
+        return None
+    fns = [_native_fn(spec) for spec in (_LV_LABELS, _LV_ROWS, _LV_BACKWARD)]
+    if any(fn is None for fn in fns):
+        return None
+    labels_fn, rows_fn = fns[0], fns[1]
+    p = torch.softmax(logits.detach().to(torch.float32), 1).contiguous()  # the torch path's p, bit for bit
+    t = target.to(torch.int64).contiguous()
+    idx = torch.arange(c) if index is None else index.to(torch.int64).contiguous()
+    lut = torch.full((c,), k, dtype=torch.int64)
+    lut[idx] = torch.arange(k)
+    lab = torch.empty((n, length), dtype=torch.int32)
+    s = torch.empty((n, k, length), dtype=torch.float32)
+    u = torch.empty(rows, dtype=torch.float64)
+    nfg = torch.empty(rows, dtype=torch.int64)
+    pp, lp = p.data_ptr(), lab.data_ptr()
+    ign = 0 if ignore_index is None else int(ignore_index)
+    if labels_fn(t.data_ptr(), lp, c, lut.data_ptr(), ign, int(ignore_index is not None), n * length) != 0:
+        raise ValueError(f"lovasz_softmax_loss: target must hold class indices in [0, {c}) or ignore_index, "
+                         f"got values outside it.")
+    bad: list[int] = []
+    sp, up, fp, ip = s.data_ptr(), u.data_ptr(), nfg.data_ptr(), idx.data_ptr()
+    per = 1 if torch.get_num_threads() > 1 else rows
+
+    def row_block(b: int) -> None:
+        r0 = b * per
+        if rows_fn(pp, lp, sp, up, fp, n, c, k, length, ip, int(per_image), r0, min(r0 + per, rows)) != 0:
+            bad.append(r0)
+
+    run_blocks(-(-rows // per), row_block)
+    if bad:
+        raise MemoryError("lossforge: the native Lovász kernel could not allocate its scratch memory.")
+    return _LovaszNative(p, s, u.to(torch.float32), nfg, lut)
+
+
+def _lovasz_native_backward(p: Tensor, s: Tensor, g_u: Tensor, lut: Tensor, per_image: bool) -> Tensor | None:
+    """``softmax_backward(s * g_u[row], p)`` (0 for the classes not selected) in one native pass."""
+    fn = _native_fn(_LV_BACKWARD)
+    if fn is None:
+        return None
+    n, c, length = p.shape
+    k = s.shape[1]
+    gu = g_u.detach().to(torch.float32).contiguous()
+    grad = torch.empty_like(p)
+    pp, sp, gp, op, lp = p.data_ptr(), s.data_ptr(), gu.data_ptr(), grad.data_ptr(), lut.data_ptr()
+    _native_pixel_blocks(n * length, c, lambda u0, u1: fn(pp, sp, gp, op, c, k, length, lp, int(per_image), u0, u1))
+    return grad
+
+
 class _LovaszSoftmaxFn(torch.autograd.Function):
     """Lovász-softmax of logits ``(N, C, P)`` and class indices ``(N, P)``: ``(U, F)`` per row.
 
     Forward: one softmax, ``d = p - fg``, the signed Lovász gradient ``s`` (:func:`_lovasz_signed_grad`)
     and ``U = sum(d * s) = sum(|d| g)`` per row. Saved: ``p`` and ``s``. Backward in closed form (``g`` is
-    constant where it is defined): ``dL/dx = softmax_backward(s * dL/dU, p)``, two passes.
+    constant where it is defined): ``dL/dx = softmax_backward(s * dL/dU, p)``, two passes. On the CPU
+    (float32 and half logits) the native kernels compute ``s``, ``U`` and the backward from the same
+    softmax (:func:`_lovasz_native_forward`).
     """
 
     @staticmethod
@@ -600,6 +705,14 @@ class _LovaszSoftmaxFn(torch.autograd.Function):
                 per_image: bool) -> tuple[Tensor, Tensor]:
         n, c, length = logits.shape
         dt = _compute_dtype(logits)
+        native = _lovasz_native_forward(logits, target, ignore_index, index, per_image)
+        ctx.index, ctx.per_image, ctx.lut = index, per_image, None
+        if native is not None:
+            ctx.save_for_backward(logits, native.p, native.s)
+            ctx.lut = native.lut
+            nf = native.nfg.to(dt)
+            ctx.mark_non_differentiable(nf)
+            return native.u, nf
         p = torch.softmax(logits.to(dt), 1)
         safe, keep = _sanitise(target, ignore_index)
         safe = safe.long()
@@ -627,7 +740,6 @@ class _LovaszSoftmaxFn(torch.autograd.Function):
         if not per_image:
             u = u.sum(0)
         ctx.save_for_backward(logits, p, s)
-        ctx.index, ctx.per_image = index, per_image
         nf = nfg.to(dt)
         ctx.mark_non_differentiable(nf)
         return u.reshape(-1), nf.reshape(-1)
@@ -637,6 +749,10 @@ class _LovaszSoftmaxFn(torch.autograd.Function):
         logits, p, s = ctx.saved_tensors
         if g_u is None or not ctx.needs_input_grad[0]:
             return None, None, None, None, None
+        if ctx.lut is not None and not torch.is_grad_enabled():
+            grad = _lovasz_native_backward(p, s, g_u, ctx.lut, ctx.per_image)
+            if grad is not None:
+                return grad.to(logits.dtype), None, None, None, None
         n, k = s.shape[:2]
         gv = g_u.reshape((n, k, 1) if ctx.per_image else (1, k, 1)).to(s.dtype)
         dp = s * gv

@@ -1469,7 +1469,8 @@ def lovasz_softmax_loss(
     Note:
         No Python loop over classes or images: every (image, class) row is handled at once. With
         hard labels only the pixels whose errors overlap between foreground and background are
-        sorted (the others have closed-form Lovász gradients); soft labels use one batched sort.
+        sorted (the others have closed-form Lovász gradients), on the CPU by a native kernel (a radix
+        sort per row; ``lossforge._native``, with a torch fallback); soft labels use one batched sort.
         The paper's default ``classes="present"`` is ``skip_empty=True`` here; by default an absent
         class counts with the loss of its largest false-positive probability (empty target and
         empty prediction: 0; confident foreground: :math:`\approx 1`). The paper's
