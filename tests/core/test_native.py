@@ -203,8 +203,10 @@ def test_native_propagates_nan(fn, kwargs, name):
 
 
 @needs_native
-def test_native_is_deterministic_and_independent_of_threads():
-    pred, target = _inputs(3 * _fused.NATIVE_BLOCK_ELEMENTS + 5)
+@pytest.mark.parametrize("n", [3 * _fused.NATIVE_BLOCK_ELEMENTS + 5, 40 * _fused.NATIVE_BLOCK_ELEMENTS + 3])
+def test_native_is_deterministic_and_independent_of_threads(n):
+    """Blocks of the minimum size, and the larger blocks of a larger input (``n // 16`` elements)."""
+    pred, target = _inputs(n)
     threads = torch.get_num_threads()
     results = []
     try:
@@ -215,6 +217,9 @@ def test_native_is_deterministic_and_independent_of_threads():
         torch.set_num_threads(threads)
     for value, grad in results[1:]:
         assert torch.equal(value, results[0][0]) and torch.equal(grad, results[0][1])
+    ref, ref_grad = _value_and_grad(LF.log_cosh_loss, {}, pred.double(), target.double())
+    torch.testing.assert_close(results[0][0].double(), ref, rtol=2e-6, atol=0)
+    torch.testing.assert_close(results[0][1].double(), ref_grad, rtol=1e-5, atol=1e-6 * float(ref_grad.abs().max()))
 
 
 @needs_native

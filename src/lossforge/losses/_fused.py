@@ -226,9 +226,13 @@ def block_sum(kernel: Kernel, x: Tensor, t: Tensor, grad_scale: float | Tensor |
     return total, None if g is None else g.view(x.shape)
 
 
-#: Elements per native block: the native sums call no ATen operation, so a block need not stay below
-#: ATen's parallel grain; 256 KiB of float32 per array keeps a block's three arrays in the L2 cache.
+#: Elements per native block, at least: a native sum is one pass with no temporaries, so its blocks
+#: need not fit a cache, only share the work out. Larger inputs take larger blocks (up to
+#: :data:`NATIVE_BLOCK_MAX`, about 16 per input): fewer calls, and each thread writes (and first
+#: touches) long runs of the fresh gradient buffer. The size depends on the input's size only, so the
+#: result does not depend on the thread count.
 NATIVE_BLOCK_ELEMENTS = 1 << 16
+NATIVE_BLOCK_MAX = 1 << 20
 # lf_<name>_sum_f32(x, t, g or NULL, n, scale, p0, p1, p2) -> the block's sum of U, as a double
 _NATIVE_SUM_ARGS = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                     ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_double)
@@ -244,14 +248,14 @@ def _native_sum(kernel: Kernel, x: Tensor, t: Tensor) -> Callable[..., float] | 
 
 def _native_block_sum(fn: Callable[..., float], kernel: Kernel, x: Tensor, t: Tensor,
                       grad_scale: float | Tensor | None) -> tuple[Tensor, Tensor | None]:
-    """:func:`block_sum` through the native kernel ``fn``: one C call per block of
-    :data:`NATIVE_BLOCK_ELEMENTS`, the blocks shared among threads (``ctypes`` releases the GIL), the
+    """:func:`block_sum` through the native kernel ``fn``: one C call per block (of
+    :data:`NATIVE_BLOCK_ELEMENTS` to :data:`NATIVE_BLOCK_MAX` elements), the blocks shared among threads (``ctypes`` releases the GIL), the
     partial sums (double) added in block order. A block whose sum is not finite is done again with the
     exact ATen kernel, as in :func:`block_sum`."""
     n = x.numel()
     xf, tf = x.reshape(-1).contiguous(), t.reshape(-1).contiguous()
     g = None if grad_scale is None else torch.empty(n, dtype=x.dtype)
-    block = min(NATIVE_BLOCK_ELEMENTS, n)
+    block = min(max(NATIVE_BLOCK_ELEMENTS, min(NATIVE_BLOCK_MAX, n // 16)), n)
     scale = 0.0 if grad_scale is None else float(grad_scale)
     p = [*kernel.native_params, 0.0, 0.0, 0.0]
     xp, tp, gp = xf.data_ptr(), tf.data_ptr(), None if g is None else g.data_ptr()
