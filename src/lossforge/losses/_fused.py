@@ -249,9 +249,9 @@ def _native_sum(kernel: Kernel, x: Tensor, t: Tensor) -> Callable[..., float] | 
 def _native_block_sum(fn: Callable[..., float], kernel: Kernel, x: Tensor, t: Tensor,
                       grad_scale: float | Tensor | None) -> tuple[Tensor, Tensor | None]:
     """:func:`block_sum` through the native kernel ``fn``: one C call per block (of
-    :data:`NATIVE_BLOCK_ELEMENTS` to :data:`NATIVE_BLOCK_MAX` elements), the blocks shared among threads (``ctypes`` releases the GIL), the
-    partial sums (double) added in block order. A block whose sum is not finite is done again with the
-    exact ATen kernel, as in :func:`block_sum`."""
+    :data:`NATIVE_BLOCK_ELEMENTS` to :data:`NATIVE_BLOCK_MAX` elements), the blocks shared among
+    threads (``ctypes`` releases the GIL), the partial sums (double) added in block order. A block whose
+    sum is not finite is done again with the exact ATen kernel, as in :func:`block_sum`."""
     n = x.numel()
     xf, tf = x.reshape(-1).contiguous(), t.reshape(-1).contiguous()
     g = None if grad_scale is None else torch.empty(n, dtype=x.dtype)
