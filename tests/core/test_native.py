@@ -41,8 +41,11 @@ BINARY_CASES = [
     (LF.binary_focal_loss, {}, "binary_focal_g2"),
     (LF.binary_focal_loss, {"gamma": 0.5, "alpha": None}, "binary_focal"),
     (LF.binary_focal_loss, {"gamma": 0.0, "alpha": None}, "bce"),
-    (LF.asymmetric_loss, {}, "asymmetric_clip"),
-    (LF.asymmetric_loss, {"gamma_pos": 1.0, "gamma_neg": 3.0, "clip": 0.0}, "asymmetric"),
+    (LF.binary_focal_loss, {"gamma": 3.0}, "binary_focal_int"),
+    (LF.asymmetric_loss, {}, "asymmetric_clip_int"),
+    (LF.asymmetric_loss, {"gamma_pos": 1.0, "gamma_neg": 3.0, "clip": 0.0}, "asymmetric_int"),
+    (LF.asymmetric_loss, {"gamma_pos": 0.5, "gamma_neg": 2.5, "clip": 0.0}, "asymmetric"),
+    (LF.asymmetric_loss, {"gamma_pos": 0.0, "gamma_neg": 1.5, "clip": 0.1}, "asymmetric_clip"),
 ]
 BINARY_IDS = [f"{fn.__name__}{kw}" for fn, kw, _ in BINARY_CASES]
 _BINARY = {fn for fn, _, _ in BINARY_CASES}

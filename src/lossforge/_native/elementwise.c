@@ -20,7 +20,22 @@ float log1pf(float);
 #pragma omp declare simd notinbranch
 float expf(float);
 #pragma omp declare simd notinbranch
-float powf(float, float);
+float logf(float);
+
+/* b^g for b in [0, 1], g >= 0, without powf (glibc's vector powf is several times slower than expf
+   and logf). lf_ipow: an integer g in [0, 7] (the common focal and asymmetric exponents), by
+   multiplication; the caller picks the kernel that uses it. lf_epow: any g, exp(g log b), 0 at b = 0
+   (1 for g = 0). */
+static inline float lf_ipow(float b, float g) {
+    const int k = (int)g;
+    const float b2 = b * b, b4 = b2 * b2;
+    return ((k & 1) ? b : 1.0f) * ((k & 2) ? b2 : 1.0f) * ((k & 4) ? b4 : 1.0f);
+}
+
+static inline float lf_epow(float b, float g) {
+    const float e = expf(g * logf(b));
+    return b > 0.0f ? e : (g > 0.0f ? 0.0f : 1.0f);
+}
 
 /* One loop with the gradient, one without; the body sets u (the loss) and du (dU/dx) from xi = x[i]
    and ti = t[i]. (The vectorised loop's remainder, and vectors where glibc's vector functions fall
@@ -165,7 +180,7 @@ LF_SUM_KERNEL(wing, {
 LF_SUM_KERNEL_XT(bce, {
     LF_SIGMOIDS
     (void)r;
-    const float tt = p0 == 0.0f ? ti : ti * (1.0f - p0) + 0.5f * p0;
+    const float tt = ti * (1.0f - p0) + 0.5f * p0; /* exactly ti for eps = 0 */
     u = (xi >= 0.0f ? (1.0f - tt) * xi : -tt * xi) + log1pf(e);
     du = p - tt;
 })
@@ -184,40 +199,45 @@ LF_SUM_KERNEL_XT(bce, {
     du = a * qg * ((p - ti) + p0 * ce * (1.0f - 2.0f * ti) * (p * r / q));
 
 LF_SUM_KERNEL_XT(binary_focal_g2, LF_BINARY_FOCAL(q * q))
-LF_SUM_KERNEL_XT(binary_focal, LF_BINARY_FOCAL(powf(q, p0)))
+LF_SUM_KERNEL_XT(binary_focal_int, LF_BINARY_FOCAL(lf_ipow(q, p0)))
+LF_SUM_KERNEL_XT(binary_focal, LF_BINARY_FOCAL(lf_epow(q, p0)))
 
 /* Asymmetric loss (Ridnik et al. 2021), lerp(L-, L+, t) with l+ = log sigma(x), l- = log sigma(-x):
-   L+ = -l+ r^g+, dL+/dx = r^g+ (g+ p l+ - r);  p0 = g+, p1 = g-. */
-#define LF_ASYMMETRIC_POSITIVE                                       \
+   L+ = -l+ r^g+, dL+/dx = r^g+ (g+ p l+ - r);  p0 = g+, p1 = g-. POW: lf_ipow (both exponents integers
+   in [0, 7]) or lf_epow. */
+#define LF_ASYMMETRIC_POSITIVE(POW)                                  \
     LF_SIGMOIDS                                                      \
     const float lpe = log1pf(e);                                     \
     const float lp = (xi < 0.0f ? xi : 0.0f) - lpe;                  \
-    const float fp = powf(r, p0);                                    \
+    const float fp = POW(r, p0);                                     \
     const float up = -lp * fp;                                       \
     const float gp = fp * (p0 * p * lp - r);
 
 /* no clip: L- = -l- p^g-, dL-/dx = p^g- (p - g- r l-) */
-LF_SUM_KERNEL_XT(asymmetric, {
-    LF_ASYMMETRIC_POSITIVE
-    const float ln = (xi > 0.0f ? -xi : 0.0f) - lpe;
-    const float fn = powf(p, p1);
-    const float un = -ln * fn;
-    const float gn = fn * (p - p1 * r * ln);
-    u = LF_LERP(un, up, ti);
+#define LF_ASYMMETRIC(POW)                                           \
+    LF_ASYMMETRIC_POSITIVE(POW)                                      \
+    const float ln = (xi > 0.0f ? -xi : 0.0f) - lpe;                 \
+    const float fn = POW(p, p1);                                     \
+    const float un = -ln * fn;                                       \
+    const float gn = fn * (p - p1 * r * ln);                         \
+    u = LF_LERP(un, up, ti);                                         \
     du = LF_LERP(gn, gp, ti);
-})
 
 /* clip m = p2: q = p - m where above FLT_MIN, else 0; c = -log1p(-q); L- = c q^g-,
    dL-/dx = p r q^g- (1 / (1 - q) + g- c / q) where q > 0, else 0. */
-LF_SUM_KERNEL_XT(asymmetric_clip, {
-    LF_ASYMMETRIC_POSITIVE
-    const float q0 = p - p2;
-    const int on = q0 > FLT_MIN;
-    const float q = on ? q0 : 0.0f;
-    const float c = -log1pf(-q);
-    const float fq = powf(q, p1);
-    const float un = c * fq;
-    const float gn = on ? p * r * fq * (1.0f / (1.0f - q) + p1 * c / (on ? q : FLT_MIN)) : 0.0f;
-    u = LF_LERP(un, up, ti);
+#define LF_ASYMMETRIC_CLIP(POW)                                                                 \
+    LF_ASYMMETRIC_POSITIVE(POW)                                                                 \
+    const float q0 = p - p2;                                                                    \
+    const int on = q0 > FLT_MIN;                                                                \
+    const float q = on ? q0 : 0.0f;                                                             \
+    const float c = -log1pf(-q);                                                                \
+    const float fq = POW(q, p1);                                                                \
+    const float un = c * fq;                                                                    \
+    const float gn = on ? p * r * fq * (1.0f / (1.0f - q) + p1 * c / (on ? q : FLT_MIN)) : 0.0f; \
+    u = LF_LERP(un, up, ti);                                                                    \
     du = LF_LERP(gn, gp, ti);
-})
+
+LF_SUM_KERNEL_XT(asymmetric_int, LF_ASYMMETRIC(lf_ipow))
+LF_SUM_KERNEL_XT(asymmetric, LF_ASYMMETRIC(lf_epow))
+LF_SUM_KERNEL_XT(asymmetric_clip_int, LF_ASYMMETRIC_CLIP(lf_ipow))
+LF_SUM_KERNEL_XT(asymmetric_clip, LF_ASYMMETRIC_CLIP(lf_epow))

@@ -403,12 +403,19 @@ def _focal_plain(x: Tensor, t: Tensor, w: Tensor | None, gamma: float, alpha: fl
     return u
 
 
+def _small_integer(exponent: float) -> bool:
+    """Whether the native kernels raise to this power by multiplication (``lf_ipow``)."""
+    return float(exponent).is_integer() and 0.0 <= exponent <= 7.0
+
+
 def _binary_focal_native(gamma: float, alpha: float | None) -> str:
-    """The native kernel: gamma 0 without alpha is BCE (the same kernel, so the same values), gamma 2
-    squares instead of calling ``powf``."""
+    """The native kernel: gamma 0 without alpha is BCE (the same kernel, so the same values); gamma 2,
+    and other small integers, by multiplication; else ``exp(gamma log q)``."""
     if gamma == 0.0 and alpha is None:
         return "bce"
-    return "binary_focal_g2" if gamma == 2.0 else "binary_focal"
+    if gamma == 2.0:
+        return "binary_focal_g2"
+    return "binary_focal_int" if _small_integer(gamma) else "binary_focal"
 
 
 def _check_binary_focal_args(*, gamma: float = 2.0, alpha: float | None = 0.25, **_: object) -> None:
@@ -762,7 +769,9 @@ def asymmetric_loss(
         return reduce_loss(_asymmetric_plain(x, t, None, *params), reduction, sample_weight=sample_weight,
                            mask=mask, loss_name=loss)
     kernel = _fused.Kernel(_asymmetric_block, _asymmetric_plain, params, 7, BLOCK_ELEMENTS,
-                           native="asymmetric" if clip == 0.0 else "asymmetric_clip", native_params=params)
+                           native=("asymmetric" if clip == 0.0 else "asymmetric_clip")
+                           + ("_int" if _small_integer(gamma_pos) and _small_integer(gamma_neg) else ""),
+                           native_params=params)
     return _fused.reduced(kernel, x, t, reduction, sample_weight=sample_weight, mask=mask, loss_name=loss)
 
 
