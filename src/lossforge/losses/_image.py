@@ -9,7 +9,11 @@ along the first spatial dimension (see "SSIM machinery" for the layout), and com
 gradient of the finest scale in closed form in the same pass (see :func:`_level`). Nothing but
 the inputs and that gradient is kept between the forward and the backward pass: the extra
 memory is the gradient plus one strip's working set, whatever the image size; the coarser
-MS-SSIM scales are recomputed in the backward pass.
+MS-SSIM scales are recomputed in the backward pass. For float32 2D images on the CPU a native C
+kernel (``lossforge/_native/ssim.c``, :mod:`._ssim_native`) does the same in one streamed pass per
+scale, with no strip buffers (see :func:`_native_level` and :func:`_native_coarse`); this module's
+torch implementation is used everywhere else (other dtypes and devices, 3D, windows over 15 taps,
+``torch.compile``, ``torch.func``, ``LOSSFORGE_NATIVE=0``, no C compiler).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .._core.errors import ShapeError, message
 from .._core.reduction import Reduction, check_reduction, reduce_loss
 from .._core.registry import register_loss
 from .._core.samples import ErrorSample, Sample, generator, rand, randn
+from . import _ssim_native
 
 __all__ = [
     "ssim_loss", "ms_ssim_loss", "psnr_loss", "total_variation_loss", "gradient_difference_loss",
@@ -273,6 +278,9 @@ def _level(x: Tensor, y: Tensor, window: Tensor, c1: float, c2: float, cs_only: 
     #   g3 = 1 / B2,   g2n = CS / B2 [var > 0],   dCS/dmx / 2 = mx g2n - my g3,  dCS/dmy / 2 = my g2n - mx g3.
     # With dQ/dx = 2x, dP/dx = 2y, the adjoint filter K^T and M positions, the gradient of the mean is
     #   d/dx = (2 / M) (K^T (d/dmx / 2) - x K^T g2n + y K^T g3),  d/dy likewise with x and y swapped.
+    native = _native_level(x, y, window, c1, c2, cs_only, sinks, factor, first, pool)
+    if native is not None:
+        return native
     planes, k, d = x.shape[0], window.numel(), x.dim() - 1
     sizes = [s // pool for s in x.shape[2:]]
     valid = [s - k + 1 for s in sizes]
@@ -342,6 +350,22 @@ def _level(x: Tensor, y: Tensor, window: Tensor, c1: float, c2: float, cs_only: 
     return total / count
 
 
+def _native_level(x: Tensor, y: Tensor, window: Tensor, c1: float, c2: float, cs_only: bool,
+                  sinks: Sequence[_Sink], factor: int, first: bool, pool: int) -> Tensor | None:
+    """:func:`_level` at full resolution (``factor == pool == 1``, the sinks written, not weighted)
+    through the native kernel (2D float32 planes on the CPU: :func:`_ssim_native.kernel`), which
+    writes the gradient straight into the sinks; None where it does not apply."""
+    if factor != 1 or pool != 1 or not first or any(w is not None for _, _, w in sinks) or x.dim() != 3:
+        return None
+    fn = _ssim_native.kernel(x, y, window)
+    if fn is None:
+        return None
+    out: list[Tensor | None] = [None, None]
+    for j, z, _ in sinks:
+        out[j] = z
+    return _ssim_native.level(fn, x, y, window, c1, c2, cs_only, out)
+
+
 def _spread(z: Tensor, part: Tensor, scale: Tensor, r0: int, factor: int, d: int, *, overlap: int, first: bool
             ) -> None:
     """Write ``scale * part`` (a gradient strip ``(P, n, *S)`` of a level ``factor`` times coarser
@@ -388,6 +412,56 @@ def _coarse(x: Tensor, y: Tensor, scales: int) -> Iterator[tuple[Tensor, Tensor,
             yield x2, y2, 2 ** (j - 2)
 
 
+#: The coarse scales' gradients from :func:`_native_coarse`: for each scale ``1 .. M-1``, the buffers
+#: for x and y (None where not wanted), at that scale's resolution.
+_CoarseGrads = list[list[Tensor | None]]
+
+
+def _native_coarse(x: Tensor, y: Tensor, window: Tensor, c1: float, c2: float, scales: int,
+                   need: Sequence[bool]) -> tuple[Tensor, _CoarseGrads] | None:
+    """The coarse MS-SSIM scales ``1 .. scales - 1`` through the native kernel: their per-plane
+    means ``(scales - 1, P)`` (contrast-structure terms, SSIM at the last scale) and the gradients
+    of those means w.r.t. each scale's pooled x and y where ``need`` says so (unweighted, at the
+    scale's resolution: about a third of an input in all); None where the kernel does not apply.
+
+    The planes are taken a group at a time (a quarter of them, or one per thread), so that the
+    pooled copies stay small: each scale is pooled whole from the previous one (2x2 average
+    pooling, odd sizes floored).
+    """
+    fn = _ssim_native.kernel(x, y, window) if x.dim() == 3 else None
+    if fn is None:
+        return None
+    planes, h, w = x.shape
+    values = x.new_empty(scales - 1, planes)
+    grads = [[torch.empty((planes, h >> j, w >> j), dtype=x.dtype) if wanted else None for wanted in need[:2]]
+             for j in range(1, scales)]
+    group = max(torch.get_num_threads(), -(-planes // 4))
+    for a in range(0, planes, group):
+        b = min(a + group, planes)
+        xj, yj = x[a:b], y[a:b]
+        for j in range(1, scales):
+            xj, yj = _ssim_native.avg_pool2(xj), _ssim_native.avg_pool2(yj)
+            values[j - 1, a:b] = _ssim_native.level(fn, xj, yj, window, c1, c2, j < scales - 1,
+                                                    [None if g is None else g[a:b] for g in grads[j - 1]])
+    return values, grads
+
+
+def _native_coarse_backward(grads: _CoarseGrads, sinks: Sequence[_Sink], grad: Tensor) -> None:
+    """Add the coarse scales' gradients (:func:`_native_coarse`, consumed), weighted per plane by
+    ``grad[j]``, into the sinks: each scale's spread into the one at scale 1 (the adjoint of the
+    pooling), which is spread into the sink once."""
+    for i, z, _ in sinks:
+        acc = grads[0][i]
+        if acc is None:
+            continue
+        acc.mul_(grad[1].view(-1, 1, 1))
+        for j in range(2, len(grads) + 1):
+            g = grads[j - 1][i]
+            if g is not None:
+                _ssim_native.spread(g, acc, grad[j], 2 ** (j - 1))
+        _ssim_native.spread(acc, z, None, 2)
+
+
 class _SSIMPyramid(torch.autograd.Function):
     """``(M, P)``: per-plane mean contrast-structure terms at scales ``0 .. M-2`` and mean SSIM at
     scale ``M-1`` of ``x, y (P, *spatial)`` (2x average pooling between scales; ``M = 1``: SSIM).
@@ -397,7 +471,9 @@ class _SSIMPyramid(torch.autograd.Function):
     term depends on that plane only, so the backward pass just scales it per plane, in place. The
     coarser scales are recomputed in the backward pass and added to the full-resolution gradient
     through the adjoint of the pooling. Scale 1 is pooled from the inputs strip by strip, the
-    coarser scales from one copy at scale 2 (see :func:`_coarse`).
+    coarser scales from one copy at scale 2 (see :func:`_coarse`). Where the native kernel applies
+    (:func:`_native_level`, :func:`_native_coarse`), the coarse scales' gradients are computed in
+    the forward pass too, and kept at their own resolutions (a third of an input).
     """
 
     @staticmethod
@@ -405,17 +481,24 @@ class _SSIMPyramid(torch.autograd.Function):
                 ) -> Tensor:
         ctx.save_for_backward(x, y, window)
         ctx.args = (c1, c2, scales)  # type: ignore[attr-defined]
-        grads = [torch.empty(z.shape, dtype=z.dtype, device=z.device) if need else None
-                 for z, need in zip((x, y), ctx.needs_input_grad[:2])]  # type: ignore[attr-defined]
+        need = ctx.needs_input_grad[:2]  # type: ignore[attr-defined]
+        grads = [torch.empty(z.shape, dtype=z.dtype, device=z.device) if wanted else None
+                 for z, wanted in zip((x, y), need)]
         ctx.grads = grads  # type: ignore[attr-defined]
+        ctx.coarse = None  # type: ignore[attr-defined]
         if x.shape[0] == 0:
             return x.new_zeros(scales, 0)
         values = []
         with torch.autocast(x.device.type, enabled=False):  # the GEMMs and convolutions in x's dtype
             sinks = [(j, z, None) for j, z in enumerate(grads) if z is not None]
             values.append(_level(x, y, window, c1, c2, scales > 1, sinks))
-            for j, (xj, yj, pool) in enumerate(_coarse(x, y, scales), start=1):
-                values.append(_level(xj, yj, window, c1, c2, j < scales - 1, factor=2**j, pool=pool))
+            coarse = _native_coarse(x, y, window, c1, c2, scales, need) if scales > 1 else None
+            if coarse is not None:
+                values.extend(coarse[0].unbind(0))
+                ctx.coarse = coarse[1]  # type: ignore[attr-defined]
+            else:
+                for j, (xj, yj, pool) in enumerate(_coarse(x, y, scales), start=1):
+                    values.append(_level(xj, yj, window, c1, c2, j < scales - 1, factor=2**j, pool=pool))
         return torch.stack(values)
 
     @staticmethod
@@ -424,18 +507,26 @@ class _SSIMPyramid(torch.autograd.Function):
         x, y, window = ctx.saved_tensors
         c1, c2, scales = ctx.args
         grads, ctx.grads = ctx.grads, None  # scaled in place: a second backward pass recomputes them
+        coarse, ctx.coarse = ctx.coarse, None
         if x.shape[0] == 0:
             return (*[None if g is None else g.zero_() for g in grads], None, None, None, None)
         per_plane = (-1,) + (1,) * (x.dim() - 1)
+        need = ctx.needs_input_grad[:2]
         with torch.autocast(x.device.type, enabled=False):
             if grads is None:  # exactly as in the forward pass, so that both passes agree bit for bit
-                grads = [torch.empty(z.shape, dtype=z.dtype, device=z.device) if need else None
-                         for z, need in zip((x, y), ctx.needs_input_grad[:2])]
+                grads = [torch.empty(z.shape, dtype=z.dtype, device=z.device) if wanted else None
+                         for z, wanted in zip((x, y), need)]
                 _level(x, y, window, c1, c2, scales > 1, [(j, z, None) for j, z in enumerate(grads) if z is not None])
+                if scales > 1:
+                    recomputed = _native_coarse(x, y, window, c1, c2, scales, need)
+                    coarse = None if recomputed is None else recomputed[1]
             for z in grads:
                 if z is not None:
                     z.mul_(grad[0].view(per_plane))
             sinks = [(j, z, None) for j, z in enumerate(grads) if z is not None]
+            if coarse is not None:
+                _native_coarse_backward(coarse, sinks, grad)
+                return grads[0], grads[1], None, None, None, None
             for j, (xj, yj, pool) in enumerate(_coarse(x, y, scales), start=1):
                 _level(xj, yj, window, c1, c2, j < scales - 1, [(i, z, grad[j]) for i, z, _ in sinks], factor=2**j,
                        first=False, pool=pool)
@@ -523,10 +614,12 @@ def ssim_loss(
         statistics are filtered in strips; when an input requires a gradient, its gradient is
         computed in the same pass (each image's loss depends on that image only, so the backward
         pass just scales it), so the extra memory is the gradient plus one strip's working set
-        (a few MiB) whatever the image size; double backward is not supported. Parameter mapping: pytorch-msssim's
-        ``1 - ssim(X, Y, data_range=L, size_average=False)`` equals ``reduction="none"``; kornia's
-        ``ssim_loss(x, y, window_size, max_val=L, eps=0, padding="valid")`` equals half of this
-        loss (kornia uses :math:`(1 - \mathrm{SSIM}) / 2`, averaged over pixels).
+        (a few MiB) whatever the image size; double backward is not supported. Float32 2D images
+        on the CPU go through a native kernel (the same formulas, to float32 rounding).
+        Parameter mapping: pytorch-msssim's ``1 - ssim(X, Y, data_range=L, size_average=False)``
+        equals ``reduction="none"``; kornia's ``ssim_loss(x, y, window_size, max_val=L, eps=0,
+        padding="valid")`` equals half of this loss (kornia uses :math:`(1 - \mathrm{SSIM}) / 2`,
+        averaged over pixels).
 
     References:
         Wang, Bovik, Sheikh & Simoncelli, *Image Quality Assessment: From Error Visibility to
