@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -56,3 +57,27 @@ def run_blocks(count: int, call: Callable[[int], None]) -> None:
             call(b)
 
     run_shared(work, min(torch.get_num_threads(), count))
+
+
+def run_runs(count: int, call: Callable[[int], None]) -> None:
+    """Like :func:`run_blocks`, but each thread first works through its own contiguous run of blocks
+    in order (thread ``k`` of ``T`` starts at block ``k * count // T``), then takes the blocks left at
+    the far end of the other runs. For a pass that writes a fresh buffer: each thread first-touches
+    long runs of pages of its own (the kernel's page-table locks are per 2 MiB region), while a
+    descheduled thread's blocks are still taken over by the others."""
+    threads = min(torch.get_num_threads(), count)
+    runs = [deque(range(k * count // threads, (k + 1) * count // threads)) for k in range(threads)]
+    ids = itertools.count()  # which run a thread starts with
+
+    def work() -> None:
+        own = next(ids)
+        for k in [own, *(j for j in range(threads) if j != own)]:
+            run = runs[k]
+            while True:
+                try:  # deque.popleft and pop are atomic: a block is taken once
+                    b = run.popleft() if k == own else run.pop()
+                except IndexError:
+                    break
+                call(b)
+
+    run_shared(work, threads)

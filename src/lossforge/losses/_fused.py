@@ -61,7 +61,7 @@ from torch import Tensor, nn
 
 from .. import _native
 from .._core.reduction import reduce_loss, reduce_total
-from .._core.threads import run_shared
+from .._core.threads import run_runs, run_shared
 
 __all__: list[str] = []
 
@@ -262,11 +262,12 @@ def _native_block_sum(fn: Callable[..., float], kernel: Kernel, x: Tensor, t: Te
     size = xf.element_size()
     partial = [0.0] * -(-n // block)
 
-    def body(b: int, i: int, j: int, tmp: list[Tensor]) -> None:
+    def body(b: int) -> None:
+        i, j = b * block, min(b * block + block, n)
         partial[b] = fn(xp + i * size, tp + i * size, None if gp is None else gp + i * size, j - i,
                         scale, p[0], p[1], p[2])
 
-    _for_blocks(xf, block, 0, body)
+    run_runs(len(partial), body)
     if not all(map(math.isfinite, partial)):  # a shortcut overflowed (or an input is not finite)
         safe = _derived_sum(kernel)
         scratch = max(kernel.scratch + 1, SUM_SCRATCH)
