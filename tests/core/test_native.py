@@ -4,6 +4,7 @@ elementwise block sums they provide, held to the ATen path and to float64."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -328,3 +329,26 @@ def test_native_exp_is_faithful():
     nan = torch.tensor([float("nan")])
     fn(nan.data_ptr(), out.data_ptr(), 1)
     assert torch.isnan(out[0])
+
+
+@needs_native
+def test_native_log1p_is_accurate():
+    """``lf_log1p`` against float64: within 1.5 ulp over (-1, 3.4e38), exact edge values."""
+    import ctypes
+
+    fn = _native.function("elementwise", "lf_log1p_f32", None, (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64))
+    x = torch.cat([torch.linspace(-0.999999, 3.0, 400_001), torch.logspace(-40, 38, 100_001),
+                   -torch.logspace(-40, -1e-7, 100_001), torch.rand(100_000) * 1e6])
+    out = torch.empty_like(x)
+    fn(x.data_ptr(), out.data_ptr(), x.numel())
+    ref = torch.log1p(x.double())
+    ref32 = ref.float()
+    ulp = (torch.nextafter(ref32.abs(), torch.tensor(float("inf"))) - ref32.abs()).double()
+    keep = ref32 != 0
+    assert float(((out.double() - ref).abs() / ulp)[keep].max()) <= 1.5
+    edges = torch.tensor([0.0, -0.0, -1.0, -1.5, float("inf"), float("nan"), 1e-45])
+    got = torch.empty_like(edges)
+    fn(edges.data_ptr(), got.data_ptr(), edges.numel())
+    assert [got[i].item() for i in (0, 1, 2, 4)] == [0.0, -0.0, -float("inf"), float("inf")]
+    assert torch.isnan(got[3]) and torch.isnan(got[5]) and got[6].item() == edges[6].item()
+    assert math.copysign(1.0, got[1].item()) == -1.0

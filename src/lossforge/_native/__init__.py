@@ -38,7 +38,7 @@ from typing import Any
 
 __all__ = ["NativeUnavailableError", "function", "library", "status"]
 
-_BASE_FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-fopenmp-simd"]
+_BASE_FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd"]
 # tried in order: the first that compiles and links is used
 _VARIANTS = (["-march=native", "-lmvec", "-lm"], ["-march=native", "-lm"], ["-lm"])
 
