@@ -14,7 +14,7 @@
 
 /* glibc's vector math library (libmvec) has a SIMD logf: declared so, the compiler may vectorise the
    loops that call it (the scalar version is used where libmvec is not linked). exp and log1p are
-   written out below (lf_exp, lf_log1p, lf_expm1_unit) so that the loops vectorise with any C library:
+   written out below (lf_exp, lf_log1p, lf_expm1_small) so that the loops vectorise with any C library:
    glibc's vector versions (libmvec) are about as fast, but musl and macOS have none, and a scalar call
    stops the vectorisation of its loop. */
 #pragma omp declare simd notinbranch
@@ -55,9 +55,9 @@ static inline float lf_exp(float x) {
     return x == x ? out : x;
 }
 
-/* expm1(x) for 0 <= x <= 1: its Taylor series to x^11 / 11! (all terms positive: no cancellation;
-   truncation below 3e-9 relative) */
-static inline float lf_expm1_unit(float x) {
+/* expm1(x) for |x| <= 1: its Taylor series to x^11 / 11! (truncation below 3e-9 relative; for x < 0
+   the terms alternate and shrink, and the sum is at least 0.63 |x|: no cancellation) */
+static inline float lf_expm1_small(float x) {
     float p = 1.0f / 39916800;
     p = LF_FMA(p, x, 1.0f / 3628800);
     p = LF_FMA(p, x, 1.0f / 362880);
@@ -198,7 +198,7 @@ LF_SUM_KERNEL(smooth_l1, {
 LF_SUM_KERNEL(log_cosh, {
     const float a = fabsf(d);
     const int near = a < 1.0f;
-    const float m = lf_expm1_unit(near ? a : 0.0f);
+    const float m = lf_expm1_small(near ? a : 0.0f);
     const float y = near ? -(m * (m + 2.0f)) / ((1.0f + m) * (1.0f + m)) : lf_exp(-2.0f * a) - 1.0f;
     u = (near ? 0.0f : a) + lf_log1p(near ? m * m / (2.0f + 2.0f * m) : 0.5f * y);
     du = copysignf(-y / (2.0f + y), d);
@@ -219,23 +219,13 @@ LF_SUM_KERNEL(cauchy, {
     du = 2.0f * p0 * d / (1.0f + q);
 })
 
-/* U = -expm1(q), dU/dd = d exp(q) / c^2, q = -d^2 / (2 c^2), from one expf: for q >= -1/2, -expm1(q) by
-   its Taylor series (nine terms: a few units in the last place), below it 1 - exp(q) >= 0.39 (no
-   cancellation); exp(q) to full relative precision for the gradient.  p0 = 1 / c^2 */
+/* U = -expm1(q), dU/dd = d exp(q) / c^2, q = -d^2 / (2 c^2), with one exp: for q >= -1/2, -expm1(q) by
+   its series, below it 1 - exp(q) >= 0.39 (no cancellation); exp(q) to full relative precision for the
+   gradient.  p0 = 1 / c^2 */
 LF_SUM_KERNEL(welsch, {
     const float q = -0.5f * p0 * d * d;
     const float e = lf_exp(q);
-    float series = 1.0f / 362880;
-    series = LF_FMA(series, q, 1.0f / 40320);
-    series = LF_FMA(series, q, 1.0f / 5040);
-    series = LF_FMA(series, q, 1.0f / 720);
-    series = LF_FMA(series, q, 1.0f / 120);
-    series = LF_FMA(series, q, 1.0f / 24);
-    series = LF_FMA(series, q, 1.0f / 6);
-    series = LF_FMA(series, q, 0.5f);
-    series = LF_FMA(series, q, 1.0f);
-    series *= q;
-    u = q >= -0.5f ? -series : 1.0f - e;
+    u = q >= -0.5f ? -lf_expm1_small(q >= -0.5f ? q : 0.0f) : 1.0f - e;
     du = d * e * p0;
 })
 
