@@ -352,3 +352,14 @@ def test_native_log1p_is_accurate():
     assert [got[i].item() for i in (0, 1, 2, 4)] == [0.0, -0.0, -float("inf"), float("inf")]
     assert torch.isnan(got[3]) and torch.isnan(got[5]) and got[6].item() == edges[6].item()
     assert math.copysign(1.0, got[1].item()) == -1.0
+
+
+@needs_native
+def test_a_damaged_cached_library_is_built_again(tmp_path):
+    first = _run(STATUS, LOSSFORGE_CACHE_DIR=str(tmp_path))
+    assert first.stdout.startswith("on: built "), first.stdout + first.stderr
+    (cached,) = tmp_path.glob("lossforge-elementwise-*.so")
+    cached.write_bytes(b"not a shared library")
+    again = _run(STATUS, LOSSFORGE_CACHE_DIR=str(tmp_path))
+    assert again.stdout.startswith("on: built "), again.stdout + again.stderr
+    assert cached.read_bytes() != b"not a shared library"

@@ -97,7 +97,10 @@ def _build(cc: str, module: str) -> tuple[ctypes.CDLL, str]:
     cache = _cache_dir()
     target = cache / f"lossforge-{module}-{digest.hexdigest()[:20]}.so"
     if target.exists():
-        return ctypes.CDLL(str(target)), f"loaded {target}"
+        try:
+            return ctypes.CDLL(str(target)), f"loaded {target}"
+        except OSError:  # not loadable here (a damaged or foreign file): build it again
+            target.unlink(missing_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
     errors = []
     for variant in _VARIANTS:
