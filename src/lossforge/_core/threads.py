@@ -65,6 +65,8 @@ def run_runs(count: int, call: Callable[[int], None]) -> None:
     the far end of the other runs. For a pass that writes a fresh buffer: each thread first-touches
     long runs of pages of its own (the kernel's page-table locks are per 2 MiB region), while a
     descheduled thread's blocks are still taken over by the others."""
+    if count <= 0:
+        return
     threads = min(torch.get_num_threads(), count)
     runs = [deque(range(k * count // threads, (k + 1) * count // threads)) for k in range(threads)]
     ids = itertools.count()  # which run a thread starts with
