@@ -36,17 +36,15 @@ import lossforge.functional as LF
 from lossforge.losses import _image
 from lossforge.verify import run_checks
 
+from ._image_inputs import gaussian_window, image_pair
+
 NAMES = ["ssim", "ms_ssim", "psnr", "total_variation", "gradient_difference", "spectral", "local_ncc"]
 HAS_MSSSIM = importlib.util.find_spec("pytorch_msssim") is not None
 HAS_KORNIA = importlib.util.find_spec("kornia") is not None
 HAS_MONAI = importlib.util.find_spec("monai") is not None
 
 
-def _pair(*shape, seed=0, dtype=torch.float64, noise=0.2):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.rand(*shape, generator=g, dtype=torch.float64)
-    x = (y + noise * torch.randn(*shape, generator=g, dtype=torch.float64)).clamp(0, 1)
-    return x.to(dtype), y.to(dtype)
+_pair = image_pair
 
 
 # ------------------------------------------------------------------------------------------ conformance
@@ -67,10 +65,7 @@ def test_conformance(name):
 # ------------------------------------------------------------------------------- SSIM: references
 
 
-def _gauss(size, sigma):
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
+_gauss = gaussian_window
 
 
 def ssim_reference(x, y, *, window=11, sigma=1.5, data_range=1.0, k1=0.01, k2=0.03, cs_only=False):

@@ -24,20 +24,15 @@ import torch.nn.functional as F
 import lossforge.functional as LF
 from lossforge.losses import _image
 
+from ._image_inputs import gaussian_window, image_pair
+
 HAS_MSSSIM = importlib.util.find_spec("pytorch_msssim") is not None
 
 
-def _pair(*shape, seed=0, dtype=torch.float64, noise=0.2):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.rand(*shape, generator=g, dtype=torch.float64)
-    x = (y + noise * torch.randn(*shape, generator=g, dtype=torch.float64)).clamp(0, 1)
-    return x.to(dtype), y.to(dtype)
+_pair = image_pair
 
 
-def _gauss(size, sigma):
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
+_gauss = gaussian_window
 
 
 def _reference(x, y, *, window, sigma=1.5, c1=1e-4, c2=9e-4, cs_only=False):

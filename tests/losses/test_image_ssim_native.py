@@ -16,6 +16,8 @@ SSIM / MS-SSIM on the CPU, value and gradient in one pass.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,6 +25,8 @@ import torch.nn.functional as F
 import lossforge.functional as LF
 from lossforge import _native
 from lossforge.losses import _image, _ssim_native
+
+from ._image_inputs import gaussian_window, image_pair
 
 NATIVE = _native.library("ssim") is not None
 needs_native = pytest.mark.skipif(not NATIVE, reason=f"native ssim kernel unavailable: {_native.status()['ssim']}")
@@ -44,17 +48,10 @@ def torch_path():
     return _TorchPath()
 
 
-def _pair(*shape, seed=0, dtype=torch.float32, noise=0.2):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.rand(*shape, generator=g, dtype=torch.float64)
-    x = (y + noise * torch.randn(*shape, generator=g, dtype=torch.float64)).clamp(0, 1)
-    return x.to(dtype), y.to(dtype)
+_pair = functools.partial(image_pair, dtype=torch.float32)
 
 
-def _gauss(size, sigma):
-    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(t**2) / (2 * sigma**2))
-    return g / g.sum()
+_gauss = gaussian_window
 
 
 def _ref_ssim(x, y, *, window=11, sigma=1.5, data_range=1.0, k1=0.01, k2=0.03, cs_only=False):
