@@ -363,3 +363,13 @@ def test_a_damaged_cached_library_is_built_again(tmp_path):
     again = _run(STATUS, LOSSFORGE_CACHE_DIR=str(tmp_path))
     assert again.stdout.startswith("on: built "), again.stdout + again.stderr
     assert cached.read_bytes() != b"not a shared library"
+
+
+@needs_native
+def test_an_unwritable_cache_falls_back_to_the_temporary_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache directory would go")
+    (tmp_path / "tmp").mkdir()
+    done = _run(STATUS, LOSSFORGE_CACHE_DIR=str(blocker / "cache"), TMPDIR=str(tmp_path / "tmp"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("on: ") and str(tmp_path / "tmp" / "lossforge-cache") in done.stdout

@@ -11,7 +11,8 @@ is ``edt.c``: a source that cannot be built costs only its own kernels):
 - the compiler is ``$CC`` or the first of ``cc``, ``gcc``, ``clang`` on the ``PATH`` (the one
   ``torch.compile`` also needs on the CPU); flags ``-O3 -march=native``, and glibc's vector math
   library (``libmvec``) where it links, so that ``expm1f``, ``log1pf`` ... are vectorised;
-- each library is cached in ``$LOSSFORGE_CACHE_DIR`` (default ``~/.cache/lossforge``), named by a hash
+- each library is cached in ``$LOSSFORGE_CACHE_DIR`` (default ``~/.cache/lossforge``; the temporary
+  directory's ``lossforge-cache`` where that is not writable), named by a hash
   of the sources, the compiler, the flags and the CPU, and written atomically (several processes may
   build it at once); later processes only load it (about a millisecond);
 - ``ctypes`` releases the GIL during a call, so the callers run blocks of work on several threads.
@@ -94,14 +95,34 @@ def _build(cc: str, module: str) -> tuple[ctypes.CDLL, str]:
     stat = os.stat(cc)
     digest.update(f"{cc}|{stat.st_size}|{stat.st_mtime_ns}|{_BASE_FLAGS}|{_VARIANTS}|{sys.platform}|"
                   f"{platform.machine()}|{_cpu_identity()}".encode())
-    cache = _cache_dir()
-    target = cache / f"lossforge-{module}-{digest.hexdigest()[:20]}.so"
-    if target.exists():
-        try:
-            return ctypes.CDLL(str(target)), f"loaded {target}"
-        except OSError:  # not loadable here (a damaged or foreign file): build it again
-            target.unlink(missing_ok=True)
-    cache.mkdir(parents=True, exist_ok=True)
+    name = f"lossforge-{module}-{digest.hexdigest()[:20]}.so"
+    for cache in (_cache_dir(), Path(tempfile.gettempdir()) / "lossforge-cache"):
+        target = cache / name
+        if target.exists():
+            try:
+                return ctypes.CDLL(str(target)), f"loaded {target}"
+            except OSError:  # not loadable here (a damaged or foreign file): build it again
+                target.unlink(missing_ok=True)
+        if _writable(cache):
+            return _compile(cc, source, target)
+    raise OSError(f"no writable cache directory ({_cache_dir()} or the temporary directory)")
+
+
+def _writable(cache: Path) -> bool:
+    """Whether a file can be created in ``cache`` (made if missing)."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=cache)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
+
+
+def _compile(cc: str, source: Path, target: Path) -> tuple[ctypes.CDLL, str]:
+    """Compile ``source`` into ``target`` with the first flag variant that works (atomically)."""
+    cache = target.parent
     errors = []
     for variant in _VARIANTS:
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
