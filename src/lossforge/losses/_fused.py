@@ -323,12 +323,18 @@ class FusedReduced(torch.autograd.Function):
                 return None, None, None, None
         if x.device.type != "cpu" or float(grad_out) != 1.0:
             g.mul_(grad_out)
-        if not need_t:
-            return g, None, None, None
-        sign = float(kernel.target_sign)  # type: ignore[arg-type]
-        if not need_x:
-            return None, g if sign == 1.0 else g.mul_(sign), None, None
-        return g, g.clone() if sign == 1.0 else torch.mul(g, sign), None, None
+        return (*_split_gradient(g, need_x, need_t, kernel), None, None)
+
+
+def _split_gradient(g: Tensor, need_x: bool, need_t: bool, kernel: Kernel) -> tuple[Tensor | None, Tensor | None]:
+    """The gradients w.r.t. ``x`` and ``t`` from ``g = dL/dx`` (``dL/dt = target_sign * dL/dx``), reusing
+    ``g``'s buffer for one of them."""
+    if not need_t:
+        return g, None
+    sign = float(kernel.target_sign)  # type: ignore[arg-type]
+    if not need_x:
+        return None, g if sign == 1.0 else g.mul_(sign)
+    return g, g.clone() if sign == 1.0 else torch.mul(g, sign)
 
 
 def _reduction_scale(x: Tensor, reduction: str) -> float | Tensor:
@@ -374,12 +380,7 @@ class FusedElementwise(torch.autograd.Function):
             if g is None:
                 return None, None, None, None
         g.mul_(grad_u)
-        if not need_t:
-            return g, None, None, None
-        sign = float(kernel.target_sign)  # type: ignore[arg-type]
-        if not need_x:
-            return None, g if sign == 1.0 else g.mul_(sign), None, None
-        return g, g.clone() if sign == 1.0 else torch.mul(g, sign), None, None
+        return (*_split_gradient(g, need_x, need_t, kernel), None, None)
 
 
 def transforms_active() -> bool:

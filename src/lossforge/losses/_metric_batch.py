@@ -35,6 +35,7 @@ from ._metric_ops import (
     pair_labels,
     safe_normalize,
     safe_sqrt,
+    zero_where,
 )
 from ._metric_pairs import hyper_error, label_errors, label_extremes, prepare_labelled
 
@@ -52,10 +53,6 @@ __all__ = [
     "snr_contrastive_loss",
     "tuplet_margin_loss",
 ]
-
-
-def _zero_where(keep: Tensor, x: Tensor) -> Tensor:
-    return torch.where(keep, x, torch.zeros_like(x))
 
 
 # ------------------------------------------------------------------------------------------------- NCA
@@ -148,7 +145,7 @@ def nca_loss(
     pos, neg = label_masks(y)
     valid = pos.any(1) & neg.any(1)
     u = masked_logsumexp(logits, pos | neg) - masked_logsumexp(logits, pos)
-    return reduce_loss(_zero_where(valid, u), reduction, sample_weight=sample_weight, mask=mask, keep=valid,
+    return reduce_loss(zero_where(valid, u), reduction, sample_weight=sample_weight, mask=mask, keep=valid,
                        loss_name="nca_loss")
 
 
@@ -259,15 +256,15 @@ def angular_loss(
     a = (4.0 * tan2) * s
     # LSE_n (A_an + A_pn) over the anchor's negatives = log(E1 @ E2^T) + m1_a + m2_p, both factors
     # shifted by their row maxima (the anchor's over its negatives, the positive's over the batch).
-    m1 = _zero_where(has_neg, masked_max(a, neg)).detach()
+    m1 = zero_where(has_neg, masked_max(a, neg)).detach()
     m2 = (a.amax(1) if a.shape[0] else a.sum(1)).detach()
-    e1 = _zero_where(neg, torch.exp(_zero_where(neg, a - m1.unsqueeze(1))))
+    e1 = zero_where(neg, torch.exp(zero_where(neg, a - m1.unsqueeze(1))))
     e2 = torch.exp(a - m2.unsqueeze(1))
     prod = e1 @ e2.T
     usable = pos & has_neg.unsqueeze(1)
     lse = torch.log(torch.where(usable, prod, torch.ones_like(prod))) + m1.unsqueeze(1) + m2.unsqueeze(0)
     f = lse - (2.0 * (1.0 + tan2)) * s
-    u = _zero_where(usable, F.softplus(f)).sum(1)
+    u = zero_where(usable, F.softplus(f)).sum(1)
     count = usable.sum(1).to(u.dtype)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, mean_weight=count,
                        loss_name="angular_loss")
@@ -371,10 +368,10 @@ def tuplet_margin_loss(
     s = xn @ xn.T
     pos, neg = label_masks(y)
     has_neg = neg.any(1)
-    lse_neg = _zero_where(has_neg, masked_logsumexp(scale * s, neg))
+    lse_neg = zero_where(has_neg, masked_logsumexp(scale * s, neg))
     shifted = s * math.cos(margin) + safe_sqrt(1.0 - s * s) * math.sin(margin)  # cos(theta - beta)
     usable = pos & has_neg.unsqueeze(1)
-    u = _zero_where(usable, F.softplus(lse_neg.unsqueeze(1) - scale * shifted)).sum(1)
+    u = zero_where(usable, F.softplus(lse_neg.unsqueeze(1) - scale * shifted)).sum(1)
     count = usable.sum(1).to(u.dtype)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, mean_weight=count,
                        loss_name="tuplet_margin_loss")
@@ -501,7 +498,7 @@ def snr_contrastive_loss(
     pair = torch.where(pos, F.relu(d - pos_margin), torch.where(neg, F.relu(margin - d), torch.zeros_like(d)))
     n = x.shape[0]
     keep = has_signal & (n > 1)
-    u = _zero_where(keep, pair.sum(1) / max(n - 1, 1))
+    u = zero_where(keep, pair.sum(1) / max(n - 1, 1))
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, keep=keep,
                        loss_name="snr_contrastive_loss")
 
@@ -620,7 +617,7 @@ def fast_ap_loss(
     n_pos = pos.sum(1)
     valid = (n_pos > 0) & neg.any(1)
     ap = (h_pos * precision).sum(1) / n_pos.clamp_min(1).to(d.dtype)
-    u = _zero_where(valid, 1.0 - ap)
+    u = zero_where(valid, 1.0 - ap)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, keep=valid, loss_name="fast_ap_loss")
 
 
@@ -738,7 +735,7 @@ def histogram_loss(
     h_pos = _soft_histogram(s, pos, num_bins)
     h_neg = _soft_histogram(s, neg, num_bins)
     valid = pos.any() & neg.any()
-    u = _zero_where(valid, (h_neg * h_pos.cumsum(0)).sum())
+    u = zero_where(valid, (h_neg * h_pos.cumsum(0)).sum())
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, keep=valid, loss_name="histogram_loss")
 
 

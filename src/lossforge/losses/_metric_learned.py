@@ -33,6 +33,7 @@ from ._metric_ops import (
     norm_eps,
     safe_norm,
     safe_normalize,
+    zero_where,
 )
 from ._metric_pairs import hyper_error, label_extremes, prepare_labelled
 
@@ -46,10 +47,6 @@ __all__ = [
     "normalized_softmax_loss",
     "soft_triple_loss",
 ]
-
-
-def _zero_where(keep: Tensor, x: Tensor) -> Tensor:
-    return torch.where(keep, x, torch.zeros_like(x))
 
 
 # ---------------------------------------------------------------------------------- normalized softmax
@@ -471,14 +468,14 @@ def margin_loss(
     pos, neg = label_masks(y)
     n_pos, n_neg = pos.sum(1).to(d.dtype), neg.sum(1).to(d.dtype)
     bu = b.unsqueeze(1)
-    h_pos = _zero_where(pos, F.relu(margin + d - bu))
-    h_neg = _zero_where(neg, F.relu(margin - d + bu))
+    h_pos = zero_where(pos, F.relu(margin + d - bu))
+    h_neg = zero_where(neg, F.relu(margin - d + bu))
     valid = (n_pos > 0) & (n_neg > 0)
     inv_pos, inv_neg = 1.0 / n_pos.clamp_min(1.0), 1.0 / n_neg.clamp_min(1.0)
-    u = _zero_where(valid, h_pos.sum(1) * inv_pos + h_neg.sum(1) * inv_neg + nu * b)
+    u = zero_where(valid, h_pos.sum(1) * inv_pos + h_neg.sum(1) * inv_neg + nu * b)
     if average_nonzero:  # active hinges per triplet: |N| #active_p + |P| #active_n over |P| |N|
         active = (h_pos > 0).sum(1).to(d.dtype) * inv_pos + (h_neg > 0).sum(1).to(d.dtype) * inv_neg
-        count = _zero_where(valid, active)
+        count = zero_where(valid, active)
     else:
         count = valid.to(d.dtype)
     return reduce_loss(u, reduction, sample_weight=sample_weight, mask=mask, mean_weight=count,

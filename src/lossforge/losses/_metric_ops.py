@@ -40,6 +40,7 @@ __all__ = [
     "safe_normalize",
     "safe_sqrt",
     "softmax_pair_terms_reference",
+    "zero_where",
 ]
 
 DISTANCES = ("euclidean", "squared_euclidean", "cosine")
@@ -193,6 +194,12 @@ def masked_min(x: Tensor, keep: Tensor, dim: int = 1) -> Tensor:
     if x.shape[dim] == 0:
         return x.sum(dim) + fill
     return x.masked_fill(~keep, fill).amin(dim=dim)
+
+
+def zero_where(keep: Tensor, x: Tensor) -> Tensor:
+    """``x`` where ``keep``, else 0 (a ``where``, so NaN or inf in dropped entries never reaches the
+    result or its gradient)."""
+    return torch.where(keep, x, torch.zeros_like(x))
 
 
 # ------------------------------------------------------------------------------------------ distributed
